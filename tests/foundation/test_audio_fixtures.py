@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import wave
 from pathlib import Path
 
@@ -9,8 +10,8 @@ from pathlib import Path
 def test_dialogue_reference_has_two_alternating_speakers(audio: Path, dialogue: dict):
     turns = dialogue["turns"]
     assert {t["speaker"] for t in turns} == {"alice", "bob"}
-    assert all(a["speaker"] != b["speaker"] for a, b in zip(turns, turns[1:], strict=False))
-    assert all(a["end"] < b["start"] for a, b in zip(turns, turns[1:], strict=False))
+    assert all(a["speaker"] != b["speaker"] for a, b in itertools.pairwise(turns))
+    assert all(a["end"] < b["start"] for a, b in itertools.pairwise(turns))
 
     rttm = [line.split() for line in (audio / "dialogue.rttm").read_text().splitlines()]
     assert [(r[7], float(r[3])) for r in rttm] == [(t["speaker"], t["start"]) for t in turns]

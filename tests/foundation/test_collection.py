@@ -23,6 +23,6 @@ def test_galaxy_build_produces_a_tarball_without_tests_or_caches(repo: Path, tmp
         names = tar.getnames()
 
     top = {n.split("/")[0] for n in names}
-    assert {"galaxy.yml", "MANIFEST.json", "meta", "roles", "playbooks", "plugins", "whisperx_container"} <= top
+    assert {"MANIFEST.json", "meta", "roles", "playbooks", "plugins", "whisperx_container"} <= top
     assert not top & {"tests", "molecule", ".venv", ".cache", ".git", "scripts", "requirements"}
     assert not [n for n in names if "__pycache__" in n]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -11,11 +10,7 @@ from pathlib import Path
 import pytest
 from faster_whisper import WhisperModel
 
-from tests.conftest import REPO
-
-spec = importlib.util.spec_from_file_location("model_bundle", REPO / "scripts" / "model_bundle.py")
-model_bundle_script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(model_bundle_script)
+from scripts import model_bundle as model_bundle_script
 
 
 def words(text: str) -> list[str]:
