@@ -30,7 +30,11 @@ export PATH := $(BIN):$(PATH)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: system venv docker base-image models fixtures collection lint unit ## everything CI runs
+# Each part of the project adds its targets and its test stages in mk/<part>.mk.
+TEST_STAGES :=
+include $(sort $(wildcard mk/*.mk))
+
+test: system venv docker base-image models fixtures collection lint unit $(TEST_STAGES) ## everything CI runs
 
 system: ## Debian packages the tests need (ffmpeg, espeak-ng, chromium, docker.io, ...)
 	@$(STAGE) system scripts/system-packages.sh
