@@ -25,7 +25,7 @@ export BASE_IMAGE_LOCAL EXTRA_CA_CERTS
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test system docker base-image venv models fixtures collection lint unit lock
+.PHONY: help test system docker base-image gpu-host-image venv models fixtures collection lint unit lock
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ help: ## list the targets
 TEST_STAGES :=
 include $(sort $(wildcard mk/*.mk))
 
-test: system venv docker base-image models fixtures collection lint unit $(TEST_STAGES) ## everything CI runs
+test: system venv docker base-image gpu-host-image models fixtures collection lint unit $(TEST_STAGES) ## everything CI runs
 
 system: ## Debian packages the tests need (ffmpeg, espeak-ng, chromium, docker.io, ...)
 	@$(STAGE) system scripts/system-packages.sh
@@ -44,6 +44,9 @@ docker: system ## a Docker engine that answers (starts dockerd when none does)
 
 base-image: docker ## the local Debian bookworm base image every test image builds FROM
 	@$(STAGE) base-image scripts/base-image.sh
+
+gpu-host-image: base-image ## the SSH-reachable stand-in for a GPU node (scripts/gpu-host.sh up NAME PORT)
+	@$(STAGE) gpu-host-image scripts/gpu-host.sh image
 
 venv: $(VENV)/.installed ## the pinned Python environment in .venv
 $(VENV)/.installed: requirements/dev.txt
