@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -14,7 +15,14 @@ def test_galaxy_build_produces_a_tarball_without_tests_or_caches(repo: Path, tmp
     assert (galaxy["namespace"], galaxy["name"]) == ("spark", "inference")
 
     subprocess.run(
-        ["ansible-galaxy", "collection", "build", str(repo), "--output-path", str(tmp_path)],
+        [
+            str(Path(sys.executable).with_name("ansible-galaxy")),
+            "collection",
+            "build",
+            str(repo),
+            "--output-path",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )

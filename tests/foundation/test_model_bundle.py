@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,29 @@ def test_bundled_whisper_transcribes_an_espeak_sentence(model_bundle: Path, audi
     for word in ("schedule", "quarterly", "budget", "meeting", "thursday", "afternoon"):
         assert word in expected
         assert word in heard, f"{model} heard {heard}"
+
+
+def test_a_complete_bundle_is_verified_without_touching_the_network(model_bundle: Path, repo: Path):
+    # Any index pip could reach is replaced by a closed port: a download attempt would fail.
+    offline = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+    result = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "model_bundle.py"), str(model_bundle)],
+        env=offline,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model bundle verified" in result.stdout
+    assert "assembling" not in result.stdout
+
+
+def test_verify_only_refuses_an_incomplete_bundle(tmp_path: Path, repo: Path):
+    result = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "model_bundle.py"), "--verify-only", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "manifest.json is missing" in result.stderr
