@@ -1,0 +1,17 @@
+"""`python -m app`: serve the API with uvicorn on WHISPERX_PORT."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from app.config import get_settings
+from app.main import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.whisperx_host, port=settings.whisperx_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
