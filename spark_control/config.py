@@ -1,0 +1,265 @@
+"""spark-control's settings: the only place that reads the environment.
+
+The Ansible inventory, the runner's environment and every URL the app talks to are derived from this
+one object (see `inventory.py`), so a test builds a `Settings(...)` and gets a fully isolated app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The models the role and the service accept by name (CONTRACT section 1 and 2).
+WHISPERX_MODELS = ("tiny", "base", "small", "medium", "large-v3")
+
+
+def _env(*names: str) -> Any:
+    """Accept the contract's plain names (WHISPERX_PORT) and nothing else for a field."""
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (names in CONTRACT section 3, the rest prefixed SPARK_CONTROL_)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # -- the hosts, as Ansible reaches them over SSH -----------------------------------------------
+    spark2_host: str = Field(validation_alias=_env("SPARK2_HOST"), description="Spark 2: Parakeet, Magpie")
+    spark2_user: str | None = Field(None, validation_alias=_env("SPARK2_USER"), description="SSH login on Spark 2")
+    spark2_ssh_port: int = Field(22, ge=1, le=65535, validation_alias=_env("SPARK2_SSH_PORT"))
+    whisperx_host: str | None = Field(None, validation_alias=_env("WHISPERX_HOST"), description="default SPARK2_HOST")
+    whisperx_user: str | None = Field(None, validation_alias=_env("WHISPERX_USER"), description="default SPARK2_USER")
+    whisperx_ssh_port: int | None = Field(None, ge=1, le=65535, validation_alias=_env("WHISPERX_SSH_PORT"))
+    ssh_key: Path | None = Field(
+        None,
+        validation_alias=_env("SPARK_CONTROL_SSH_KEY"),
+        description="private key file for both hosts (its path goes into the inventory, never its contents)",
+    )
+    ssh_connect_timeout_s: int = Field(5, ge=1, le=120, validation_alias=_env("SPARK_CONTROL_SSH_CONNECT_TIMEOUT"))
+
+    # -- the WhisperX service, as the role installs it -----------------------------------------------
+    whisperx_container: str = Field("whisperx-asr", validation_alias=_env("WHISPERX_CONTAINER"))
+    whisperx_port: int = Field(8002, ge=1, le=65535, validation_alias=_env("WHISPERX_PORT"))
+    whisperx_model: str = Field("medium", validation_alias=_env("WHISPERX_MODEL"))
+    whisperx_model_bundle: Path | None = Field(
+        None,
+        validation_alias=_env("WHISPERX_MODEL_BUNDLE"),
+        description="offline model bundle on this machine; the role ships it and the service never downloads",
+    )
+    whisperx_bundle_model: str | None = Field(
+        None,
+        validation_alias=_env("WHISPERX_BUNDLE_MODEL"),
+        description="a model inside WHISPERX_MODEL_BUNDLE served instead of WHISPERX_MODEL (e.g. tiny.en in CI)",
+    )
+    whisperx_base_image: str | None = Field(None, validation_alias=_env("WHISPERX_BASE_IMAGE"))
+    whisperx_gpus: str | None = Field(None, validation_alias=_env("WHISPERX_GPUS"), description="role default: all")
+    whisperx_memory: str | None = Field(None, validation_alias=_env("WHISPERX_MEMORY"), description="role: 40g")
+    whisperx_extra_ca_certs: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("WHISPERX_EXTRA_CA_CERTS"),
+        description="CA certificate files/dirs trusted by the image build (space-separated)",
+    )
+    whisperx_env: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=_env("WHISPERX_ENV"),
+        description="extra container environment, a JSON object (no secrets: use HF_TOKEN)",
+    )
+    whisperx_url: str | None = Field(
+        None, validation_alias=_env("WHISPERX_URL"), description="default http://WHISPERX_HOST:WHISPERX_PORT"
+    )
+    hf_token: SecretStr | None = Field(None, validation_alias=_env("HF_TOKEN"))
+    hf_token_file: Path | None = Field(None, validation_alias=_env("HF_TOKEN_FILE"))
+
+    # -- the services already on Spark 2 (external systems) -------------------------------------------
+    legacy_asr_url: str | None = Field(
+        None,
+        validation_alias=_env("LEGACY_ASR_URL"),
+        description="Parakeet + Sortformer; default http://SPARK2_HOST:8000",
+    )
+    legacy_asr_health_path: str = Field("/health", validation_alias=_env("LEGACY_ASR_HEALTH_PATH"))
+    parakeet_container: str = Field("parakeet-asr", validation_alias=_env("PARAKEET_CONTAINER"))
+    magpie_url: str | None = Field(
+        None, validation_alias=_env("MAGPIE_URL"), description="Magpie TTS NIM; default http://SPARK2_HOST:9000"
+    )
+    magpie_health_path: str = Field("/v1/health/ready", validation_alias=_env("MAGPIE_HEALTH_PATH"))
+    magpie_container: str = Field("magpie-tts", validation_alias=_env("MAGPIE_CONTAINER"))
+    magpie_voice: str = Field("Magpie-Multilingual.EN-US.Aria", validation_alias=_env("MAGPIE_VOICE"))
+    magpie_language: str = Field("en-US", validation_alias=_env("MAGPIE_LANGUAGE"))
+
+    # -- spark-control itself ---------------------------------------------------------------------
+    api_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SPARK_CONTROL_API_TOKEN"),
+        description="token for mutating endpoints; when unset one is generated into DATA_DIR/api_token",
+    )
+    data_dir: Path = Field(
+        Path.home() / ".local/share/spark-control",
+        validation_alias=_env("SPARK_CONTROL_DATA_DIR"),
+        description="jobs (runner artifacts), secrets, upload spool",
+    )
+    playbooks_dir: Path | None = Field(
+        None,
+        validation_alias=_env("SPARK_CONTROL_PLAYBOOKS_DIR"),
+        description="run <dir>/<name>.yml instead of the collection's spark.inference.<name>",
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("SPARK_CONTROL_HOST"))
+    port: int = Field(8080, ge=1, le=65535, validation_alias=_env("SPARK_CONTROL_PORT"))
+    reads_require_token: bool = Field(
+        False, validation_alias=_env("SPARK_CONTROL_READS_REQUIRE_TOKEN"), description="also protect GET endpoints"
+    )
+
+    install_timeout_s: int = Field(7200, ge=60, validation_alias=_env("SPARK_CONTROL_INSTALL_TIMEOUT"))
+    action_timeout_s: int = Field(300, ge=10, validation_alias=_env("SPARK_CONTROL_ACTION_TIMEOUT"))
+    health_timeout_s: float = Field(2.0, gt=0, le=30, validation_alias=_env("SPARK_CONTROL_HEALTH_TIMEOUT"))
+    health_cache_s: float = Field(2.0, ge=0, le=60, validation_alias=_env("SPARK_CONTROL_HEALTH_CACHE"))
+    container_state_max_age_s: float = Field(
+        60.0, ge=0, validation_alias=_env("SPARK_CONTROL_CONTAINER_STATE_MAX_AGE"), description="refresh after this"
+    )
+    stream_buffer_events: int = Field(
+        1000, ge=10, validation_alias=_env("SPARK_CONTROL_STREAM_BUFFER"), description="recent events kept in memory"
+    )
+    stream_ping_s: float = Field(10.0, gt=0, validation_alias=_env("SPARK_CONTROL_STREAM_PING"))
+    stream_send_timeout_s: float = Field(
+        30.0, gt=0, validation_alias=_env("SPARK_CONTROL_STREAM_SEND_TIMEOUT"), description="drop a stalled client"
+    )
+
+    proxy_read_timeout_s: float = Field(
+        7200.0, gt=0, validation_alias=_env("SPARK_CONTROL_PROXY_READ_TIMEOUT"), description="90-minute files"
+    )
+    proxy_max_upload_mb: int = Field(2048, ge=1, validation_alias=_env("SPARK_CONTROL_PROXY_MAX_UPLOAD_MB"))
+
+    watchdog_enabled: bool = Field(True, validation_alias=_env("SPARK_CONTROL_WATCHDOG"))
+    watchdog_interval_s: float = Field(30.0, gt=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_INTERVAL"))
+    watchdog_failures: int = Field(3, ge=1, validation_alias=_env("SPARK_CONTROL_WATCHDOG_FAILURES"))
+    watchdog_backoff_s: float = Field(60.0, ge=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_BACKOFF"))
+    watchdog_backoff_max_s: float = Field(1800.0, ge=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_BACKOFF_MAX"))
+    watchdog_max_restarts: int = Field(
+        5, ge=1, validation_alias=_env("SPARK_CONTROL_WATCHDOG_MAX_RESTARTS"), description="per hour, then give up"
+    )
+
+    @field_validator("whisperx_model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in WHISPERX_MODELS:
+            raise ValueError(
+                f"WHISPERX_MODEL must be one of {', '.join(WHISPERX_MODELS)} (got {value!r}); "
+                "for an offline bundle model such as tiny.en set WHISPERX_MODEL_BUNDLE and WHISPERX_BUNDLE_MODEL"
+            )
+        return value
+
+    @field_validator("whisperx_extra_ca_certs", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        return value.split() if isinstance(value, str) else value
+
+    @field_validator("whisperx_env", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError(f"WHISPERX_ENV must be a JSON object: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.whisperx_host = self.whisperx_host or self.spark2_host
+        self.whisperx_user = self.whisperx_user or self.spark2_user
+        self.whisperx_ssh_port = self.whisperx_ssh_port or self.spark2_ssh_port
+        self.whisperx_url = (
+            self.whisperx_url or f"http://{_url_host(self.whisperx_host)}:{self.whisperx_port}"
+        ).rstrip("/")
+        self.legacy_asr_url = (self.legacy_asr_url or f"http://{_url_host(self.spark2_host)}:8000").rstrip("/")
+        self.magpie_url = (self.magpie_url or f"http://{_url_host(self.spark2_host)}:9000").rstrip("/")
+        if self.whisperx_bundle_model:
+            if not self.whisperx_model_bundle:
+                raise ValueError("WHISPERX_BUNDLE_MODEL needs WHISPERX_MODEL_BUNDLE (the bundle that holds it)")
+            available = bundle_models(self.whisperx_model_bundle)
+            if available is not None and self.whisperx_bundle_model not in available:
+                raise ValueError(
+                    f"WHISPERX_BUNDLE_MODEL {self.whisperx_bundle_model!r} is not in {self.whisperx_model_bundle} "
+                    f"(it has: {', '.join(sorted(available)) or 'no whisper models'})"
+                )
+        return self
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def served_model(self) -> str:
+        """The model name the role passes to the service (WHISPER_MODEL)."""
+        return self.whisperx_bundle_model or self.whisperx_model
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def playbook(self, name: str) -> str:
+        """A playbook of the collection: a path when SPARK_CONTROL_PLAYBOOKS_DIR is set, else its FQCN."""
+        if self.playbooks_dir:
+            return str((self.playbooks_dir / f"{name}.yml").resolve())
+        return f"spark.inference.{name}"
+
+    def huggingface_token(self) -> str | None:
+        """The Hugging Face token, HF_TOKEN_FILE first. Never logged, never passed to the runner."""
+        if self.hf_token_file and self.hf_token_file.is_file():
+            value = self.hf_token_file.read_text().strip()
+            if value:
+                return value
+        return self.hf_token.get_secret_value() if self.hf_token else None
+
+    def resolved_api_token(self) -> str:
+        """SPARK_CONTROL_API_TOKEN, or one generated once into DATA_DIR/api_token (mode 0600)."""
+        if self.api_token and self.api_token.get_secret_value():
+            return self.api_token.get_secret_value()
+        path = self.data_dir / "api_token"
+        if not path.is_file():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_private(path, secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def bundle_models(bundle: Path) -> set[str] | None:
+    """Whisper model names in an offline bundle (whisper-tiny.en -> tiny.en); None when it cannot be read here."""
+    manifest = bundle / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        models = json.loads(manifest.read_text()).get("models", [])
+    except ValueError:
+        return None
+    return {m["name"].removeprefix("whisper-") for m in models if str(m.get("kind", "")).startswith("whisper")}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, never briefly world-readable."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment

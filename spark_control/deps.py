@@ -1,0 +1,36 @@
+"""FastAPI dependencies: every component comes from app.state, so tests override them per app."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from spark_control.config import Settings
+from spark_control.proxy import AudioProxy
+from spark_control.runner.jobs import JobManager
+from spark_control.services import ServiceRegistry
+from spark_control.watchdog import Watchdog
+from spark_control.whisperx import WhisperxMonitor
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+def get_whisperx(request: Request) -> WhisperxMonitor:
+    return request.app.state.whisperx
+
+
+def get_registry(request: Request) -> ServiceRegistry:
+    return request.app.state.registry
+
+
+def get_watchdog(request: Request) -> Watchdog:
+    return request.app.state.watchdog
+
+
+def get_proxy(request: Request) -> AudioProxy:
+    return request.app.state.proxy

@@ -1,0 +1,94 @@
+"""HTTP health checks with a hard deadline and a short cache, shared by status, proxy and watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    url: str
+    ok: bool
+    status_code: int | None
+    body: dict[str, Any] | None
+    error: str | None
+    checked_at: datetime
+    latency_ms: float
+    monotonic: float
+
+    def age_s(self) -> float:
+        return time.monotonic() - self.monotonic
+
+
+Judge = Callable[[int, dict[str, Any] | None], bool]
+
+
+def answers_2xx(status: int, body: dict[str, Any] | None) -> bool:
+    return 200 <= status < 300
+
+
+def whisperx_alive(status: int, body: dict[str, Any] | None) -> bool:
+    """The process answers and its models are loading or ready (an error state is not alive)."""
+    return status == 200 and isinstance(body, dict) and body.get("status") in ("loading", "ready")
+
+
+class HealthProbe:
+    """GET <url> within `timeout_s` (connect + answer); concurrent callers share one probe."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, timeout_s: float, cache_s: float, judge: Judge = answers_2xx):
+        self.http = http
+        self.url = url
+        self.timeout_s = timeout_s
+        self.cache_s = cache_s
+        self.judge = judge
+        self.last: HealthSample | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self, max_age_s: float | None = None) -> HealthSample:
+        max_age = self.cache_s if max_age_s is None else max_age_s
+        if self.last and self.last.age_s() <= max_age:
+            return self.last
+        async with self._lock:
+            if self.last and self.last.age_s() <= max_age:
+                return self.last
+            self.last = await self._probe()
+            return self.last
+
+    async def _probe(self) -> HealthSample:
+        started = time.monotonic()
+        status = None
+        body = None
+        error = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self.http.get(self.url, timeout=self.timeout_s)
+            status = response.status_code
+            try:
+                parsed = response.json()
+                body = parsed if isinstance(parsed, dict) else {"value": parsed}
+            except ValueError:
+                body = None
+        except TimeoutError:
+            error = f"no answer within {self.timeout_s:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ok = status is not None and self.judge(status, body)
+        if status is not None and not ok and error is None:
+            error = f"unhealthy answer: HTTP {status}"
+        return HealthSample(
+            url=self.url,
+            ok=ok,
+            status_code=status,
+            body=body,
+            error=error,
+            checked_at=datetime.now(UTC),
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            monotonic=time.monotonic(),
+        )

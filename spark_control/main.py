@@ -1,0 +1,63 @@
+"""The app factory: `uvicorn --factory spark_control.main:create_app` (or `python -m spark_control`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from spark_control import __version__
+from spark_control.config import Settings, get_settings
+from spark_control.proxy import AudioProxy
+from spark_control.routers import audio, health, jobs, services, session, whisperx
+from spark_control.runner.jobs import JobManager
+from spark_control.security import Auth
+from spark_control.services import ServiceRegistry
+from spark_control.watchdog import Watchdog
+from spark_control.whisperx import WhisperxMonitor
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    auth = Auth(settings)
+
+    def known_secrets() -> tuple[str, ...]:
+        token = settings.huggingface_token()
+        return (settings.resolved_api_token(), *((token,) if token else ()))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for leftover in settings.secrets_dir.glob("hf_token-*"):
+            leftover.unlink(missing_ok=True)  # per-job token copies of jobs a dead server left behind
+        async with httpx.AsyncClient(follow_redirects=False, limits=httpx.Limits(max_connections=64)) as http:
+            job_manager = JobManager(settings, redact=known_secrets)
+            job_manager.recover()
+            monitor = WhisperxMonitor(settings, job_manager, http)
+            registry = ServiceRegistry(settings, http, job_manager, monitor)
+            job_manager.listeners += [monitor.on_job_finished, registry.on_job_finished]
+            watchdog = Watchdog(settings, registry, job_manager)
+            app.state.jobs = job_manager
+            app.state.whisperx = monitor
+            app.state.registry = registry
+            app.state.watchdog = watchdog
+            app.state.proxy = AudioProxy(settings, http, monitor)
+            watchdog.start()
+            try:
+                yield
+            finally:
+                await watchdog.stop()
+                await job_manager.shutdown()
+
+    app = FastAPI(
+        title="spark-control",
+        version=__version__,
+        summary="Installs WhisperX through ansible-runner, proxies audio, watches the Spark services.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.auth = auth
+    for module in (health, session, whisperx, jobs, audio, services):
+        app.include_router(module.router)
+    return app

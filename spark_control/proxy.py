@@ -1,0 +1,171 @@
+"""The audio proxy: one endpoint, WhisperX when it can diarize, the legacy service otherwise.
+
+The multipart body is never parsed: it is spooled to disk in bounded chunks (so a 1 GB upload costs
+a file, not memory, and can be sent a second time), then streamed to the chosen backend with the
+client's own Content-Type (boundary included), so both backends see exactly the request the client
+made and answer in their common shape. A WhisperX connection error or 5xx before it answers sends
+the same spooled body to the legacy service once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from spark_control.config import Settings
+from spark_control.whisperx import WhisperxMonitor
+
+log = logging.getLogger("spark_control.proxy")
+
+TRANSCRIBE_PATH = "/v1/audio/transcribe-with-speakers"
+CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
+PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after")
+
+
+def openai_error(status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    """Errors in the OpenAI shape the ASR services use, so a client handles one format."""
+    return JSONResponse({"error": {"message": message, "type": type_, "code": code}}, status, headers=headers)
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+class AudioProxy:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, whisperx: WhisperxMonitor):
+        self.settings = settings
+        self.http = http
+        self.whisperx = whisperx
+        self.max_bytes = settings.proxy_max_upload_mb << 20
+        self.timeout = httpx.Timeout(connect=5.0, read=settings.proxy_read_timeout_s, write=600.0, pool=30.0)
+        settings.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for leftover in settings.spool_dir.glob("upload-*"):
+            leftover.unlink(missing_ok=True)
+
+    async def choose(self) -> tuple[str, str | None]:
+        """("whisperx", None) when WhisperX says its diarizer is loaded, else ("legacy", why not)."""
+        sample = await self.whisperx.health()
+        if sample.ok and (sample.body or {}).get("diarizer_loaded") is True:
+            return "whisperx", None
+        if not sample.ok:
+            return "legacy", f"whisperx health: {sample.error}"
+        return "legacy", "whisperx diarizer not loaded"
+
+    async def transcribe(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+            return openai_error(
+                415,
+                "send the audio as multipart/form-data with a `file` field (and optional language, num_speakers, "
+                "min_speakers, max_speakers, prompt)",
+                "invalid_request_error",
+                "unsupported_media_type",
+            )
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            return self._too_large()
+        fd, name = tempfile.mkstemp(prefix="upload-", dir=self.settings.spool_dir)
+        os.close(fd)
+        spool = Path(name)
+        try:
+            size = await self._spool(request, spool)
+            if size == 0:
+                return openai_error(400, "the request body is empty", "invalid_request_error", "empty_body")
+            return await self._forward(spool, size, content_type)
+        except UploadTooLarge:
+            return self._too_large()
+        except ClientDisconnect:
+            return Response(status_code=499)
+        finally:
+            await anyio.Path(spool).unlink(missing_ok=True)  # sent already: upstream answers after the body
+
+    def _too_large(self) -> Response:
+        return openai_error(
+            413,
+            f"the upload exceeds {self.settings.proxy_max_upload_mb} MB (SPARK_CONTROL_PROXY_MAX_UPLOAD_MB)",
+            "invalid_request_error",
+            "file_too_large",
+        )
+
+    async def _spool(self, request: Request, path: Path) -> int:
+        size = 0
+        pending = bytearray()
+        async with await anyio.open_file(path, "wb") as spool:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise UploadTooLarge
+                pending += chunk
+                if len(pending) >= CHUNK:
+                    await spool.write(bytes(pending))
+                    pending.clear()
+            if pending:
+                await spool.write(bytes(pending))
+        return size
+
+    async def _forward(self, spool: Path, size: int, content_type: str) -> Response:
+        backend, reason = await self.choose()
+        if backend == "whisperx":
+            try:
+                response = await self._send(str(self.settings.whisperx_url), spool, size, content_type)
+                if response.status_code < 500:
+                    return self._relay(response, "whisperx", None)
+                reason = f"whisperx answered HTTP {response.status_code}"
+                await response.aclose()
+            except httpx.TransportError as exc:
+                reason = f"whisperx failed: {type(exc).__name__}"
+            log.warning("retrying on the legacy service: %s", reason)
+        try:
+            response = await self._send(str(self.settings.legacy_asr_url), spool, size, content_type)
+        except httpx.TransportError as exc:
+            return openai_error(
+                502,
+                f"no ASR backend answered (legacy: {type(exc).__name__}; {reason})",
+                "server_error",
+                "backend_unavailable",
+                headers={"X-ASR-Backend": "legacy"},
+            )
+        return self._relay(response, "legacy", reason)
+
+    async def _send(self, base_url: str, spool: Path, size: int, content_type: str) -> httpx.Response:
+        request = self.http.build_request(
+            "POST",
+            f"{base_url}{TRANSCRIBE_PATH}",
+            content=_read_chunks(spool),
+            headers={"content-type": content_type, "content-length": str(size)},
+            timeout=self.timeout,
+        )
+        return await self.http.send(request, stream=True)
+
+    @staticmethod
+    def _relay(response: httpx.Response, backend: str, reason: str | None) -> Response:
+        headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
+        headers["X-ASR-Backend"] = backend
+        if reason:
+            headers["X-ASR-Fallback-Reason"] = reason[:200].encode("ascii", "replace").decode()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            finally:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+
+        return StreamingResponse(body(), status_code=response.status_code, headers=headers)
+
+
+async def _read_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as spool:
+        while chunk := await spool.read(CHUNK):
+            yield chunk

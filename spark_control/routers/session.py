@@ -1,0 +1,41 @@
+"""Log in with the API token to get a session cookie (for the dashboard's EventSource and forms)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from spark_control.schemas import SessionRequest, SessionView
+from spark_control.security import SESSION_COOKIE, Auth, get_auth
+
+router = APIRouter(prefix="/api/session", tags=["session"])
+AuthDep = Annotated[Auth, Depends(get_auth)]
+
+
+@router.post("", status_code=204, response_class=Response)
+def log_in(body: SessionRequest, request: Request, auth: AuthDep) -> Response:
+    if not auth.token_matches(body.token.get_secret_value()):
+        raise HTTPException(401, "wrong API token", headers={"WWW-Authenticate": "Bearer"})
+    response = Response(status_code=204)
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth.session_value(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.delete("", status_code=204, response_class=Response)
+def log_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("", response_model=SessionView)
+def whoami(request: Request, auth: AuthDep) -> SessionView:
+    return SessionView(authenticated=auth.authenticated(request), reads_require_token=auth.reads_require_token)

@@ -1,0 +1,1 @@
+"""Everything that runs a playbook: ansible-runner jobs, their events, phases and streams."""

@@ -1,0 +1,150 @@
+"""Request and response models: what /docs shows is what the API does."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from spark_control.config import WHISPERX_MODELS
+
+JobStateName = Literal["running", "successful", "failed", "canceled", "interrupted"]
+ModelName = Literal["tiny", "base", "small", "medium", "large-v3"]
+assert set(ModelName.__args__) == set(WHISPERX_MODELS)  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+class JobRef(BaseModel):
+    id: str
+    state: JobStateName
+    phase: str | None = None
+
+
+class JobStarted(BaseModel):
+    job_id: str
+    stream_url: str = Field(description="GET it with EventSource: phase, log and done events")
+
+
+class JobConflictBody(BaseModel):
+    detail: str
+    job_id: str = Field(description="the job that holds the lock")
+
+
+class JobView(BaseModel):
+    job_id: str
+    kind: Literal["install", "remove", "status", "service"]
+    state: JobStateName
+    phase: str | None
+    started_at: str | None
+    finished_at: str | None
+    elapsed_s: float | None
+    rc: int | None
+    target: str | None = None
+    action: str | None = None
+    trigger: str = "api"
+    error: str | None = None
+    unreachable: list[str] = []
+    result: dict[str, Any] = {}
+    stream_url: str
+
+
+# -- whisperx -----------------------------------------------------------------------------------
+class InstallRequest(Strict):
+    hf_token: SecretStr | None = Field(
+        None,
+        min_length=8,
+        max_length=512,
+        description="Hugging Face token for the gated pyannote models; stored 0600 for this job only. "
+        "Default: HF_TOKEN / HF_TOKEN_FILE of the server",
+    )
+    model: ModelName | None = Field(
+        None, description="override WHISPERX_MODEL (and WHISPERX_BUNDLE_MODEL) for this install"
+    )
+
+
+class HealthCheckInfo(BaseModel):
+    url: str
+    ok: bool
+    checked_at: str
+    latency_ms: float
+    age_s: float = Field(description="0 for a probe made for this request; more when served from the short cache")
+    error: str | None
+
+
+class ContainerInfo(BaseModel):
+    installed: bool | None
+    running: bool | None
+    image: str | None
+    checked_at: str | None
+    source: str = Field(description="which playbook run last saw the container; 'unknown' before any")
+    job_id: str | None
+    error: str | None
+    age_s: float | None
+    stale: bool
+    refreshing: bool = Field(description="the status playbook is running in the background right now")
+
+
+class WhisperxStatus(BaseModel):
+    installed: bool
+    running: bool
+    healthy: bool
+    health: dict[str, Any] | None
+    url: str
+    job: JobRef | None
+    host_reachable: bool | None = Field(description="false: neither /health nor SSH reach the host; null: unknown")
+    answered_from: Literal["live", "cache"] = Field(
+        description="live: /health answered now; cache: installed/running come from the last playbook run"
+    )
+    checks: dict[str, HealthCheckInfo | ContainerInfo]
+
+
+# -- services -----------------------------------------------------------------------------------
+class ServiceView(BaseModel):
+    name: str
+    title: str
+    kind: Literal["asr", "tts"]
+    container: str
+    host_group: str
+    url: str
+    state: str = Field(description="container state reported by the last action: running, exited, ... or unknown")
+    state_at: str | None
+    healthy: bool
+    health: HealthCheckInfo
+    health_body: dict[str, Any] | None
+    intent: Literal["running", "stopped"]
+    last_action: dict[str, Any] | None
+    deep_check: dict[str, Any] | None
+    watchdog: dict[str, Any]
+
+
+class ServiceActionResult(BaseModel):
+    name: str
+    action: Literal["start", "stop", "restart"]
+    job_id: str
+    state: JobStateName
+    rc: int | None
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class DeepCheckResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    service: str
+    ok: bool
+    at: str
+    latency_ms: float
+    error: str | None = None
+
+
+# -- session ------------------------------------------------------------------------------------
+class SessionRequest(Strict):
+    token: SecretStr = Field(min_length=1, max_length=1024)
+
+
+class SessionView(BaseModel):
+    authenticated: bool
+    reads_require_token: bool

@@ -1,0 +1,148 @@
+"""WhisperX on its host: install/remove jobs, and a status that answers fast.
+
+The status never waits on SSH. Liveness comes from the service's /health with a hard deadline; the
+container's state (installed, running, image) comes from the last playbook that looked at it
+(install, remove, status or a service action), cached on disk, and is refreshed by the status
+playbook in the background when it is older than SPARK_CONTROL_CONTAINER_STATE_MAX_AGE and the
+service does not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from spark_control.config import Settings, write_private
+from spark_control.health import HealthProbe, HealthSample, whisperx_alive
+from spark_control.runner.jobs import Job, JobManager, now
+
+log = logging.getLogger("spark_control.whisperx")
+
+INSTALL_LOCK = "whisperx"  # install, remove and actions on the WhisperX container exclude each other
+STATUS_LOCK = "whisperx-status"
+STATUS_JOBS_KEPT = 10
+
+
+@dataclass
+class ContainerState:
+    installed: bool | None = None
+    running: bool | None = None
+    image: str | None = None
+    checked_at: str | None = None
+    source: str = "unknown"
+    job_id: str | None = None
+    error: str | None = None
+    host_reachable: bool | None = None
+
+
+def install_vars(settings: Settings, hf_token_file: Path | None, model: str | None = None) -> dict[str, Any]:
+    """The role's variables for an install. The token travels only as a file path."""
+    optional = {
+        "whisperx_model_bundle": str(settings.whisperx_model_bundle) if settings.whisperx_model_bundle else None,
+        "whisperx_base_image": settings.whisperx_base_image,
+        "whisperx_gpus": settings.whisperx_gpus,
+        "whisperx_memory": settings.whisperx_memory,
+        "whisperx_extra_ca_certs": settings.whisperx_extra_ca_certs or None,
+        "whisperx_env": settings.whisperx_env or None,
+        "whisperx_hf_token_file": str(hf_token_file) if hf_token_file else None,
+    }
+    return {
+        "whisperx_container_name": settings.whisperx_container,
+        "whisperx_port": settings.whisperx_port,
+        "whisperx_model": model or settings.served_model,
+        **{k: v for k, v in optional.items() if v is not None},
+    }
+
+
+def container_vars(settings: Settings) -> dict[str, Any]:
+    return {"whisperx_container_name": settings.whisperx_container, "whisperx_port": settings.whisperx_port}
+
+
+class WhisperxMonitor:
+    def __init__(self, settings: Settings, jobs: JobManager, http: httpx.AsyncClient):
+        self.settings = settings
+        self.jobs = jobs
+        self.probe = HealthProbe(
+            http, f"{settings.whisperx_url}/health", settings.health_timeout_s, settings.health_cache_s, whisperx_alive
+        )
+        self._path = settings.data_dir / "state" / "whisperx.json"
+        self.container = self._load()
+
+    # -- what the playbooks told us ---------------------------------------------------------------
+    def on_job_finished(self, job: Job) -> None:
+        record = job.record
+        concerns_us = record.kind in ("install", "remove", "status") or (
+            record.kind == "service" and record.target == "whisperx"
+        )
+        if not concerns_us or record.state == "interrupted":
+            return
+        state = self.container
+        reported = record.result.get("whisperx_status")
+        action = record.result.get("service_result")
+        if isinstance(reported, dict):
+            state.installed = bool(reported.get("installed"))
+            state.running = bool(reported.get("running"))
+            state.image = reported.get("image")
+            state.error = None
+        elif isinstance(action, dict):
+            state.running = bool(action.get("running"))
+            state.installed = True if state.running else state.installed
+            state.error = None
+        elif record.unreachable:
+            state.error = f"host unreachable over SSH ({', '.join(record.unreachable)})"
+        elif record.state != "successful":
+            state.error = record.error or f"{record.kind} job {record.state}"
+        else:
+            return
+        state.host_reachable = not record.unreachable
+        state.checked_at = record.finished_at
+        state.source = f"{record.kind} job"
+        state.job_id = record.id
+        self._save()
+
+    def installed(self) -> bool:
+        return bool(self.container.installed)
+
+    # -- status -----------------------------------------------------------------------------------
+    async def health(self, max_age_s: float | None = None) -> HealthSample:
+        return await self.probe.check(max_age_s)
+
+    def container_age_s(self) -> float | None:
+        if not self.container.checked_at:
+            return None
+        return (now() - datetime.fromisoformat(self.container.checked_at)).total_seconds()
+
+    async def refresh_if_stale(self, sample: HealthSample) -> bool:
+        """Start the status playbook in the background when the cached state is old and /health is silent."""
+        age = self.container_age_s()
+        stale = age is None or age > self.settings.container_state_max_age_s
+        busy = self.jobs.holding(INSTALL_LOCK) or self.jobs.holding(STATUS_LOCK)
+        if sample.ok or not stale or busy:
+            return bool(self.jobs.holding(STATUS_LOCK))
+        await self.jobs.start(
+            "status",
+            "whisperx_status",
+            container_vars(self.settings),
+            lock=STATUS_LOCK,
+            target="whisperx",
+            trigger="status",
+            timeout_s=max(30, self.settings.ssh_connect_timeout_s * 6),
+        )
+        self.jobs.forget("status", STATUS_JOBS_KEPT)
+        return True
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _load(self) -> ContainerState:
+        try:
+            return ContainerState(**json.loads(self._path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return ContainerState()
+
+    def _save(self) -> None:
+        write_private(self._path, json.dumps(asdict(self.container), indent=1))
