@@ -1,0 +1,328 @@
+#!/usr/bin/python
+# Copyright (c) spark-inference developers
+# Apache License 2.0 (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: whisperx_health
+short_description: Waits until the WhisperX service reports its models loaded, or says why it never will
+version_added: 1.0.0
+description:
+  - Polls the service's C(/health) endpoint until C(whisper_loaded) and C(diarizer_loaded) are true.
+  - While waiting it watches the container through the Docker API, so a failure names its cause at once
+    instead of at the timeout; the container exited (with its last log lines), was OOM-killed, keeps
+    restarting, the models failed to load (the service's C(error)), or the wait timed out while loading.
+  - With O(wait=false) it probes once and reports the state without failing, for status reports.
+  - Never changes anything, so it runs unchanged in check mode.
+author:
+  - spark-inference developers
+extends_documentation_fragment:
+  - community.docker.docker.api_documentation
+options:
+  url:
+    description: The service's health URL as seen from the managed host.
+    type: str
+    default: http://127.0.0.1:8002/health
+  container:
+    description:
+      - Name of the service container to watch while waiting.
+      - When omitted only the URL is polled, and failures can only be told apart by the health body.
+    type: str
+  wait:
+    description:
+      - V(true) waits until the required models are loaded and fails when they never will be.
+      - V(false) probes once and returns the state without failing.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the models (model downloads on a first start count against it).
+    type: int
+    default: 600
+  interval:
+    description: Seconds between probes.
+    type: float
+    default: 2.0
+  require:
+    description: Which models must be loaded before the service counts as healthy.
+    type: list
+    elements: str
+    choices: [whisper, diarizer]
+    default: [whisper, diarizer]
+  log_lines:
+    description: How many of the container's last log lines a failure message carries.
+    type: int
+    default: 20
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; behaves the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to diff.
+requirements:
+  - Python C(requests) on the managed host (as for every community.docker module).
+notes:
+  - The module is read-only and always returns C(changed=false).
+seealso:
+  - module: community.docker.docker_container
+"""
+
+EXAMPLES = r"""
+---
+- name: Models are loaded (whisper and diarizer)
+  spark.inference.whisperx_health:
+    url: http://127.0.0.1:8002/health
+    container: whisperx-asr
+    wait_timeout: 1800
+  register: whisperx_health
+
+- name: Probe once for a status report, never failing
+  spark.inference.whisperx_health:
+    url: http://127.0.0.1:8002/health
+    container: whisperx-asr
+    wait: false
+  register: whisperx_probe
+
+- name: Show the health body
+  ansible.builtin.debug:
+    var: whisperx_probe.health
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether the required models are loaded and the service reports no error.
+  returned: always
+  type: bool
+  sample: true
+reason:
+  description:
+    - Why the service is or is not healthy.
+    - V(ready), V(loading), V(timeout), V(load_error), V(exited), V(oom_killed), V(restarting), V(missing)
+      (no such container) or V(unreachable) (no answer on the URL, probe-once mode only).
+  returned: always
+  type: str
+  sample: ready
+health:
+  description: The last C(/health) body, or null when the service never answered.
+  returned: always
+  type: dict
+  sample:
+    status: ready
+    whisper_loaded: true
+    diarizer_loaded: true
+    model: tiny.en
+    device: cpu
+    error: null
+elapsed:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
+  sample: 12.4
+container:
+  description: The watched container's state, or null without O(container) or when it does not exist.
+  returned: always
+  type: dict
+  sample:
+    status: running
+    running: true
+    exit_code: 0
+    oom_killed: false
+    restart_count: 0
+    image: spark-inference/whisperx-asr:ctx-0123456789ab
+logs:
+  description: The container's last log lines, on failure.
+  returned: when the container stopped, restarted or the wait failed
+  type: list
+  elements: str
+"""
+
+# Ansible modules carry their documentation first, so the imports follow it.
+import json  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+from ansible.module_utils.common.text.converters import to_text  # noqa: E402
+from ansible.module_utils.urls import open_url  # noqa: E402
+from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException  # noqa: E402
+from ansible_collections.community.docker.plugins.module_utils.common_api import (  # noqa: E402
+    AnsibleDockerClient,
+    RequestException,
+)
+
+PROBE_TIMEOUT = 5
+
+
+def probe(url):
+    """One GET of the health URL: (body or None, error text or None)."""
+    try:
+        response = open_url(url, method="GET", timeout=PROBE_TIMEOUT, validate_certs=False)
+        body = json.loads(to_text(response.read()))
+    except Exception as exc:  # an unreachable or half-started service is an expected state here
+        return None, to_text(exc)
+    if not isinstance(body, dict):
+        return None, "the health body is not a JSON object"
+    return body, None
+
+
+def is_healthy(body, require):
+    if not body or body.get("status") == "error" or body.get("error"):
+        return False
+    return all(body.get(f"{name}_loaded") is True for name in require)
+
+
+def container_state(client, name):
+    info = client.get_container(name)
+    if info is None:
+        return None
+    state = info.get("State") or {}
+    return {
+        "id": info.get("Id"),
+        "status": state.get("Status"),
+        "running": bool(state.get("Running")),
+        "restarting": bool(state.get("Restarting")),
+        "exit_code": state.get("ExitCode"),
+        "oom_killed": bool(state.get("OOMKilled")),
+        "error": state.get("Error") or None,
+        "restart_count": info.get("RestartCount", 0),
+        "image": (info.get("Config") or {}).get("Image"),
+        "memory": (info.get("HostConfig") or {}).get("Memory"),
+        "tty": bool((info.get("Config") or {}).get("Tty")),
+    }
+
+
+def last_logs(client, state, lines):
+    if not state or lines <= 0:
+        return []
+    try:
+        params = {"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0, "tail": lines}
+        response = client._get(client._url("/containers/{0}/logs", state["id"]), params=params)
+        output = client._get_result_tty(False, response, state["tty"])
+    except (DockerException, RequestException) as exc:
+        return [f"(could not read the logs: {exc})"]
+    return to_text(output, errors="surrogate_or_replace").splitlines()[-lines:]
+
+
+def stopped_reason(state, restarts_at_start):
+    """Why a watched container can no longer become healthy, or None while it still can."""
+    if state["oom_killed"] and not state["running"]:
+        return "oom_killed"
+    if state["restarting"] or state["restart_count"] > restarts_at_start:
+        return "oom_killed" if state["oom_killed"] else "restarting"
+    if not state["running"]:
+        return "exited"
+    return None
+
+
+def stopped_message(name, reason, state):
+    if reason == "oom_killed":
+        cap = state.get("memory") or 0
+        limit = f"{cap / 2**30:.1f} GiB" if cap else "no"
+        return (
+            f"Container {name} was OOM-killed under its {limit} memory cap: "
+            "raise whisperx_memory or choose a smaller whisperx_model."
+        )
+    if reason == "restarting":
+        return (
+            f"Container {name} keeps restarting (last exit code {state['exit_code']}, "
+            f"{state['restart_count']} restarts) before its models loaded; its last log lines say why."
+        )
+    detail = f": {state['error']}" if state.get("error") else ""
+    return f"Container {name} exited with code {state['exit_code']}{detail} before its models loaded."
+
+
+def health_summary(body):
+    if not body:
+        return "no answer"
+    return ", ".join(f"{key} {json.dumps(body.get(key))}" for key in ("status", "whisper_loaded", "diarizer_loaded"))
+
+
+def run(module, client):
+    params = module.params
+    url, name, require = params["url"], params["container"], params["require"]
+    started = time.monotonic()
+    deadline = started + max(params["wait_timeout"], 0)
+    result = {"changed": False, "healthy": False, "health": None, "container": None, "logs": []}
+
+    restarts_at_start = None
+    body, error = None, None
+    while True:
+        state = None
+        if name:
+            state = container_state(client, name)
+            if state is None:
+                result.update(reason="missing", elapsed=round(time.monotonic() - started, 1))
+                if params["wait"]:
+                    module.fail_json(msg=f"Container {name} does not exist, so it cannot become healthy.", **result)
+                return result
+            if restarts_at_start is None:
+                restarts_at_start = state["restart_count"]
+            result["container"] = {k: v for k, v in state.items() if k not in ("id", "tty", "memory")}
+
+        body, error = probe(url)
+        result["health"] = body
+        result["elapsed"] = round(time.monotonic() - started, 1)
+        if is_healthy(body, require):
+            result.update(healthy=True, reason="ready")
+            return result
+
+        if body and (body.get("status") == "error" or body.get("error")):
+            result["reason"] = "load_error"
+            result["logs"] = last_logs(client, state, params["log_lines"])
+            if params["wait"]:
+                module.fail_json(
+                    msg=f"The WhisperX models failed to load: {body.get('error') or 'status error'}.", **result
+                )
+            return result
+
+        reason = stopped_reason(state, restarts_at_start) if state else None
+        if reason:
+            result["reason"] = reason
+            result["logs"] = last_logs(client, state, params["log_lines"])
+            if params["wait"]:
+                message = stopped_message(name, reason, state)
+                if result["logs"]:
+                    message += " Last log lines:\n" + "\n".join(result["logs"])
+                module.fail_json(msg=message, **result)
+            return result
+
+        if not params["wait"]:
+            result["reason"] = "loading" if body else "unreachable"
+            return result
+
+        if time.monotonic() >= deadline:
+            result["reason"] = "timeout"
+            result["logs"] = last_logs(client, state, params["log_lines"])
+            where = f"{url} answered: {health_summary(body)}" if body else f"{url} never answered ({error})"
+            module.fail_json(
+                msg=(
+                    f"Timed out after {params['wait_timeout']} s while the models were loading ({where}): "
+                    "raise whisperx_health_timeout if downloads are slow, or read the container's logs."
+                ),
+                **result,
+            )
+        time.sleep(max(params["interval"], 0.1))
+
+
+def main():
+    argument_spec = dict(
+        url=dict(type="str", default="http://127.0.0.1:8002/health"),
+        container=dict(type="str"),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=600),
+        interval=dict(type="float", default=2.0),
+        require=dict(type="list", elements="str", choices=["whisper", "diarizer"], default=["whisper", "diarizer"]),
+        log_lines=dict(type="int", default=20),
+    )
+    client = AnsibleDockerClient(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        client.module.exit_json(**run(client.module, client))
+    except (DockerException, RequestException) as exc:
+        client.fail(
+            f"The Docker engine stopped answering while waiting for WhisperX: {exc}", exception=traceback.format_exc()
+        )
+
+
+if __name__ == "__main__":
+    main()
