@@ -142,7 +142,13 @@ class ServiceRegistry:
         job = await self.jobs.start(
             "service",
             "service",
-            {"service_name": spec.container, "service_action": action, "service_hosts": spec.host_group},
+            {
+                "service_name": spec.container,
+                "service_action": action,
+                "service_hosts": spec.host_group,
+                # service.yml acts only on containers it is told it manages: exactly this registry's.
+                "service_allowed_names": sorted(s.container for s in self._all.values()),
+            },
             lock=spec.lock,
             target=name,
             action=action,

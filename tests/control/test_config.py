@@ -1,0 +1,122 @@
+"""Settings: the contract's environment names, derived defaults, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from spark_control.config import Settings
+from spark_control.inventory import build_inventory
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for name in ("WHISPERX_HOST", "WHISPERX_USER", "WHISPERX_MODEL", "WHISPERX_PORT", "LEGACY_ASR_URL", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPARK2_HOST", "spark2.lan")
+    monkeypatch.setenv("SPARK2_USER", "ops")
+    monkeypatch.setenv("SPARK_CONTROL_DATA_DIR", str(tmp_path))
+    return monkeypatch
+
+
+def test_whisperx_host_and_user_default_to_spark2(env: pytest.MonkeyPatch):
+    settings = Settings()
+    assert (settings.whisperx_host, settings.whisperx_user) == ("spark2.lan", "ops")
+    assert settings.whisperx_container == "whisperx-asr"
+    assert settings.whisperx_port == 8002
+    assert settings.whisperx_model == "medium"
+    assert settings.whisperx_url == "http://spark2.lan:8002"
+    assert settings.legacy_asr_url == "http://spark2.lan:8000"
+
+
+def test_contract_environment_names_are_read(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_HOST", "gpu1.lan")
+    env.setenv("WHISPERX_USER", "gpu")
+    env.setenv("WHISPERX_CONTAINER", "wx")
+    env.setenv("WHISPERX_PORT", "9002")
+    env.setenv("WHISPERX_MODEL", "large-v3")
+    env.setenv("LEGACY_ASR_URL", "http://legacy:8000/")
+    env.setenv("SPARK_CONTROL_API_TOKEN", "t0ken-from-env")
+    settings = Settings()
+    assert settings.whisperx_url == "http://gpu1.lan:9002"
+    assert settings.whisperx_container == "wx"
+    assert settings.served_model == "large-v3"
+    assert settings.legacy_asr_url == "http://legacy:8000"
+    assert settings.resolved_api_token() == "t0ken-from-env"
+
+
+@pytest.mark.parametrize("model", ["huge", "tiny.en", "large-v2", "/models/whisper-tiny.en", ""])
+def test_an_unknown_whisperx_model_is_refused_with_the_allowed_names(env: pytest.MonkeyPatch, model: str):
+    env.setenv("WHISPERX_MODEL", model)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "WHISPERX_MODEL must be one of tiny, base, small, medium, large-v3" in str(error.value)
+
+
+def _bundle(tmp_path: Path) -> Path:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    models = [{"name": "whisper-tiny.en", "kind": "whisper-ctranslate2"}, {"name": "campplus", "kind": "speaker"}]
+    (bundle / "manifest.json").write_text(json.dumps({"models": models}))
+    return bundle
+
+
+def test_an_offline_bundle_model_overrides_the_served_model(env: pytest.MonkeyPatch, tmp_path: Path):
+    env.setenv("WHISPERX_MODEL_BUNDLE", str(_bundle(tmp_path)))
+    env.setenv("WHISPERX_BUNDLE_MODEL", "tiny.en")
+    settings = Settings()
+    assert settings.whisperx_model == "medium"
+    assert settings.served_model == "tiny.en"
+
+
+def test_a_bundle_model_must_exist_in_the_bundle(env: pytest.MonkeyPatch, tmp_path: Path):
+    env.setenv("WHISPERX_MODEL_BUNDLE", str(_bundle(tmp_path)))
+    env.setenv("WHISPERX_BUNDLE_MODEL", "base")
+    with pytest.raises(ValidationError, match=r"WHISPERX_BUNDLE_MODEL 'base' is not in .* \(it has: tiny.en\)"):
+        Settings()
+
+
+def test_a_bundle_model_needs_a_bundle(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_BUNDLE_MODEL", "tiny.en")
+    with pytest.raises(ValidationError, match="needs WHISPERX_MODEL_BUNDLE"):
+        Settings()
+
+
+def test_spark2_host_is_required(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("SPARK2_HOST", raising=False)
+    with pytest.raises(ValidationError, match="SPARK2_HOST"):
+        Settings()
+
+
+def test_without_a_token_one_is_generated_once_and_kept_private(env: pytest.MonkeyPatch, tmp_path: Path):
+    env.delenv("SPARK_CONTROL_API_TOKEN", raising=False)
+    first = Settings().resolved_api_token()
+    assert len(first) >= 32
+    assert Settings().resolved_api_token() == first
+    assert (tmp_path / "api_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_inventory_has_the_playbook_groups_and_a_key_path_only(env: pytest.MonkeyPatch, tmp_path: Path):
+    key = tmp_path / "id_ed25519"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n")
+    env.setenv("SPARK_CONTROL_SSH_KEY", str(key))
+    env.setenv("SPARK2_SSH_PORT", "2230")
+    env.setenv("WHISPERX_HOST", "gpu1.lan")
+    inventory = build_inventory(Settings())
+    groups = inventory["all"]["children"]
+    assert groups["spark2"]["hosts"]["spark2.lan"] == {
+        "ansible_host": "spark2.lan",
+        "ansible_port": 2230,
+        "ansible_user": "ops",
+        "ansible_ssh_private_key_file": str(key),
+    }
+    assert groups["whisperx"]["hosts"]["gpu1.lan"]["ansible_host"] == "gpu1.lan"
+    assert "secret-key-material" not in json.dumps(inventory)
+
+
+def test_one_login_on_one_machine_is_one_inventory_host(env: pytest.MonkeyPatch):
+    groups = build_inventory(Settings())["all"]["children"]
+    assert list(groups["spark2"]["hosts"]) == list(groups["whisperx"]["hosts"]) == ["spark2.lan"]
