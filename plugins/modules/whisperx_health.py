@@ -204,32 +204,80 @@ def last_logs(client, state, lines):
     return to_text(output, errors="surrogate_or_replace").splitlines()[-lines:]
 
 
-def stopped_reason(state, restarts_at_start):
+def container_events(client, state, since):
+    """The container's oom, die and kill events since `since` (unix seconds), oldest first."""
+    if not state:
+        return []
+    params = {
+        "since": str(int(since)),
+        "until": str(int(time.time()) + 1),
+        "filters": json.dumps({"type": ["container"], "container": [state["id"]], "event": ["oom", "die", "kill"]}),
+    }
+    try:
+        response = client._get(client._url("/events"), params=params)
+        client._raise_for_status(response)
+        lines = to_text(response.content, errors="surrogate_or_replace").splitlines()
+    except (DockerException, RequestException):
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def event_action(event):
+    return event.get("Action") or event.get("status")
+
+
+def killed_by_kernel(state, events):
+    """SIGKILL (exit 137) under a memory cap that nobody sent through Docker: the OOM killer.
+
+    Some kernels and nested engines never deliver Docker's oom event, so the exit code tells instead.
+    """
+    sent = any(event_action(event) == "kill" for event in events)
+    return bool(state.get("memory")) and str(last_exit_code(state, events)) == "137" and not sent
+
+
+def stopped_reason(state, restarts_at_start, events):
     """Why a watched container can no longer become healthy, or None while it still can."""
-    if state["oom_killed"] and not state["running"]:
+    restarted = state["restarting"] or state["restart_count"] > restarts_at_start
+    if state["running"] and not restarted:
+        return None
+    if state["oom_killed"] or any(event_action(event) == "oom" for event in events):
         return "oom_killed"
-    if state["restarting"] or state["restart_count"] > restarts_at_start:
-        return "oom_killed" if state["oom_killed"] else "restarting"
-    if not state["running"]:
-        return "exited"
-    return None
+    if killed_by_kernel(state, events):
+        return "oom_killed"
+    return "restarting" if restarted else "exited"
 
 
-def stopped_message(name, reason, state):
+def last_exit_code(state, events):
+    for event in reversed(events):
+        if event_action(event) == "die":
+            code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode")
+            if code is not None:
+                return code
+    return state["exit_code"]
+
+
+def stopped_message(name, reason, state, events):
     if reason == "oom_killed":
         cap = state.get("memory") or 0
-        limit = f"{cap / 2**30:.1f} GiB" if cap else "no"
+        limit = f"{cap / 2**30:.2g} GiB" if cap else "unlimited"
         return (
-            f"Container {name} was OOM-killed under its {limit} memory cap: "
-            "raise whisperx_memory or choose a smaller whisperx_model."
+            f"Container {name} ran out of memory (OOM-killed, exit code {last_exit_code(state, events)}) under its "
+            f"{limit} memory cap before its models loaded: raise whisperx_memory or choose a smaller whisperx_model."
         )
+    code = last_exit_code(state, events)
     if reason == "restarting":
         return (
-            f"Container {name} keeps restarting (last exit code {state['exit_code']}, "
-            f"{state['restart_count']} restarts) before its models loaded; its last log lines say why."
+            f"Container {name} keeps restarting (it exited with code {code}, {state['restart_count']} restarts) "
+            "before its models loaded."
         )
-    detail = f": {state['error']}" if state.get("error") else ""
-    return f"Container {name} exited with code {state['exit_code']}{detail} before its models loaded."
+    detail = f" ({state['error']})" if state.get("error") else ""
+    return f"Container {name} exited with code {code}{detail} before its models loaded."
 
 
 def health_summary(body):
@@ -242,6 +290,8 @@ def run(module, client):
     params = module.params
     url, name, require = params["url"], params["container"], params["require"]
     started = time.monotonic()
+    # Docker events are kept by wall-clock time; a little slack catches a crash right before this module ran.
+    events_since = time.time() - 5
     deadline = started + max(params["wait_timeout"], 0)
     result = {"changed": False, "healthy": False, "health": None, "container": None, "logs": []}
 
@@ -276,12 +326,19 @@ def run(module, client):
                 )
             return result
 
-        reason = stopped_reason(state, restarts_at_start) if state else None
+        reason = None
+        if state:
+            events = (
+                container_events(client, state, events_since)
+                if not state["running"] or state["restarting"] or state["restart_count"] > restarts_at_start
+                else []
+            )
+            reason = stopped_reason(state, restarts_at_start, events)
         if reason:
             result["reason"] = reason
             result["logs"] = last_logs(client, state, params["log_lines"])
             if params["wait"]:
-                message = stopped_message(name, reason, state)
+                message = stopped_message(name, reason, state, events)
                 if result["logs"]:
                     message += " Last log lines:\n" + "\n".join(result["logs"])
                 module.fail_json(msg=message, **result)

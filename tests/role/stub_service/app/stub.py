@@ -40,6 +40,11 @@ class Health(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    if MODE == "oom":
+        print("stub: allocating until the memory cap stops it", flush=True)
+        hog = []
+        while True:
+            hog.append(bytearray(64 * 2**20))
     if MODE == "exit":
         print("stub: exiting on purpose", flush=True)
         time.sleep(LOAD_S)
