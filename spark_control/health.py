@@ -34,9 +34,14 @@ def answers_2xx(status: int, body: dict[str, Any] | None) -> bool:
     return 200 <= status < 300
 
 
+def is_whisperx_health(body: dict[str, Any] | None) -> bool:
+    """A /health body from the WhisperX service itself (not some other server on that port)."""
+    return isinstance(body, dict) and "status" in body and "diarizer_loaded" in body
+
+
 def whisperx_alive(status: int, body: dict[str, Any] | None) -> bool:
     """The process answers and its models are loading or ready (an error state is not alive)."""
-    return status == 200 and isinstance(body, dict) and body.get("status") in ("loading", "ready")
+    return status == 200 and is_whisperx_health(body) and body.get("status") in ("loading", "ready")  # type: ignore[union-attr]
 
 
 class HealthProbe:

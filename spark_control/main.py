@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from spark_control import __version__
 from spark_control.config import Settings, get_settings
@@ -31,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for leftover in settings.secrets_dir.glob("hf_token-*"):
             leftover.unlink(missing_ok=True)  # per-job token copies of jobs a dead server left behind
-        async with httpx.AsyncClient(follow_redirects=False, limits=httpx.Limits(max_connections=64)) as http:
+        # trust_env=False: LAN services are reached directly, never through an HTTP(S)_PROXY from the environment.
+        async with httpx.AsyncClient(
+            follow_redirects=False, trust_env=False, limits=httpx.Limits(max_connections=64)
+        ) as http:
             job_manager = JobManager(settings, redact=known_secrets)
             job_manager.recover()
             monitor = WhisperxMonitor(settings, job_manager, http)
@@ -60,4 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = auth
     for module in (health, session, whisperx, jobs, audio, services):
         app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, minus the rejected input: a malformed token must not be echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in error.items() if k not in ("input", "ctx", "url")} for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from spark_control.config import WHISPERX_MODELS
 
@@ -56,14 +56,22 @@ class JobView(BaseModel):
 class InstallRequest(Strict):
     hf_token: SecretStr | None = Field(
         None,
-        min_length=8,
-        max_length=512,
         description="Hugging Face token for the gated pyannote models; stored 0600 for this job only. "
         "Default: HF_TOKEN / HF_TOKEN_FILE of the server",
     )
     model: ModelName | None = Field(
         None, description="override WHISPERX_MODEL (and WHISPERX_BUNDLE_MODEL) for this install"
     )
+
+    @field_validator("hf_token")
+    @classmethod
+    def _plausible_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not 8 <= len(token) <= 512 or any(c.isspace() for c in token):
+            raise ValueError("hf_token must be 8 to 512 characters without spaces (a Hugging Face access token)")
+        return value
 
 
 class HealthCheckInfo(BaseModel):

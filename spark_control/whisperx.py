@@ -95,7 +95,7 @@ class WhisperxMonitor:
             state.installed = True if state.running else state.installed
             state.error = None
         elif record.unreachable:
-            state.error = f"host unreachable over SSH ({', '.join(record.unreachable)})"
+            state.error = f"host unreachable over SSH: {record.error or ', '.join(record.unreachable)}"
         elif record.state != "successful":
             state.error = record.error or f"{record.kind} job {record.state}"
         else:

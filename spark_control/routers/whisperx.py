@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from spark_control.config import Settings, write_private
 from spark_control.deps import get_jobs, get_settings, get_whisperx
+from spark_control.health import is_whisperx_health
 from spark_control.routers.jobs import After, LastEventId, cancel, find_job, job_view, stream
 from spark_control.runner.jobs import JobConflict, JobManager
 from spark_control.schemas import (
@@ -45,8 +46,8 @@ async def status(monitor: Monitor, jobs: Jobs, settings: SettingsDep) -> Whisper
     sample = await monitor.health()
     refreshing = await monitor.refresh_if_stale(sample)
     container = monitor.container
-    body = sample.body if sample.status_code is not None else None
-    live = sample.status_code is not None  # the process answered: it is installed and running
+    live = is_whisperx_health(sample.body)  # the service itself answered: it is installed and running
+    body = sample.body if live else None
     installed = live or bool(container.installed)
     running = live or bool(container.running)
     if live:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,8 @@ from sse_starlette import JSONServerSentEvent, ServerSentEvent
 from spark_control.runner.phases import final_phase, phase_of
 
 MAX_LINE_CHARS = 8000
+# The collection's playbooks turn an SSH failure into this task's failure, with the reason in its message.
+UNREACHABLE_TASKS = ("Host is unreachable",)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 REDACTED = "********"
 
@@ -47,6 +49,8 @@ class RunnerEvent:
     task_path: str | None
     pid: int | None
     stats: dict[str, Any] | None = None  # playbook_on_stats: set_stats data and per-host counts
+    host: str | None = None
+    task: str | None = None
 
     @classmethod
     def from_runner(cls, raw: dict[str, Any]) -> RunnerEvent:
@@ -66,6 +70,8 @@ class RunnerEvent:
             task_path=data.get("task_path"),
             pid=raw.get("pid"),
             stats=stats,
+            host=data.get("host"),
+            task=data.get("task"),
         )
 
 
@@ -91,6 +97,7 @@ class EventTranslator:
     stats: dict[str, Any] | None = None
     pid: int | None = None
     last_failure: str | None = None
+    unreachable: set[str] = field(default_factory=set)
 
     _FAILURES = ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed")
 
@@ -103,6 +110,8 @@ class EventTranslator:
         line = clean_line(event.stdout, self.redact)
         if event.event in self._FAILURES and line and "...ignoring" not in line:
             self.last_failure = line[:1000]
+            if event.host and (event.event == "runner_on_unreachable" or event.task in UNREACHABLE_TASKS):
+                self.unreachable.add(event.host)
         new_phase = phase_of(event.task_path) if self.track_phases else None
         if new_phase and new_phase != self.phase:
             self.phase = new_phase

@@ -172,7 +172,7 @@ class Job:
         self.record.finished_at = iso(now())
         stats = self._translator.stats or {}
         self.record.result = stats.get("artifact_data") or {}
-        self.record.unreachable = stats.get("unreachable") or []
+        self.record.unreachable = sorted(set(stats.get("unreachable") or []) | self._translator.unreachable)
         self.record.error = error or (self._translator.last_failure if state != "successful" else None)
         for event in self._translator.finish(state, rc, self.record.finished_at):
             if event.event == "phase":
