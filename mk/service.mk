@@ -7,11 +7,11 @@ export SERVICE_IMAGE
 
 .PHONY: image service-tests bench-service service-lock
 
-# TEST_STAGES += service-tests  (enabled once tests/service exists)
+TEST_STAGES += service-tests
 
 # The build context is staged outside the tree so the extra CA certificates never land in git. The
 # classic builder keys COPY on file contents, not mtimes, so an unchanged context is a fully cached build.
-image: docker base-image ## the CPU service image $(SERVICE_IMAGE) FROM the local Debian base
+image: docker base-image ## the CPU service image (spark-inference/whisperx-asr:cpu) FROM the local Debian base
 	@$(STAGE) image bash -c 'set -euo pipefail; rm -rf $(SERVICE_CONTEXT); \
 	  mkdir -p $(dir $(SERVICE_CONTEXT)); cp -r whisperx_container $(SERVICE_CONTEXT); \
 	  scripts/extra-ca-certs.sh $(SERVICE_CONTEXT)/certs; \

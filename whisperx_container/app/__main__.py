@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from app.config import get_settings
@@ -9,6 +11,7 @@ from app.main import create_app
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     uvicorn.run(create_app(settings), host=settings.whisperx_host, port=settings.whisperx_port, log_level="info")
 

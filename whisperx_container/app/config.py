@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,7 +21,7 @@ class Settings(BaseSettings):
         "pyannote/speaker-diarization-community-1", description="pyannote pipeline on the hub (online mode)"
     )
     whisperx_device: Literal["auto", "cuda", "cpu"] = "auto"
-    whisperx_compute_type: str = Field("auto", description="CTranslate2 compute type; auto: float16 on GPU, int8 on CPU")
+    whisperx_compute_type: str = Field("auto", description="CTranslate2 compute type; auto: float16 GPU, int8 CPU")
     whisperx_batch_size: int = Field(8, ge=1, le=128)
     whisperx_queue_limit: int = Field(4, ge=1, le=1000, description="requests waiting behind the running one")
     whisperx_max_upload_mb: int = Field(1024, ge=1)
@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     whisperx_max_speakers: int = Field(8, ge=1, le=64, description="cap on speakers per recording")
     whisperx_window_s: float = Field(600.0, ge=60.0, description="diarization window; bounds memory on long audio")
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")
+
+    @field_validator("hf_token", "hf_token_file", "whisperx_model_bundle", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     def token(self) -> str | None:
         """The Hugging Face token, from HF_TOKEN_FILE first. Never logged."""

@@ -11,7 +11,7 @@ import urllib.request
 def main() -> int:
     url = f"http://127.0.0.1:{os.environ.get('WHISPERX_PORT', '8002')}/health"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a fixed local http URL
+        with urllib.request.urlopen(url, timeout=5) as response:
             status = json.load(response).get("status")
     except (OSError, ValueError) as exc:
         print(f"no answer from {url}: {exc}")

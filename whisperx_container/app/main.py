@@ -1,16 +1,39 @@
-"""The FastAPI application."""
+"""The FastAPI application: routers, error shapes, the upload limit, and model loading at start-up."""
 
 from __future__ import annotations
 
+import logging
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, errors
 from app.config import Settings
-from app.routers import health
+from app.limits import UploadLimit
+from app.loader import ModelLoader, prepare_environment
+from app.metrics import RequestMetrics
+from app.routers import health, models, transcriptions
+from app.service import Service
 
 
-def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="whisperx-asr", version=__version__)
-    app.state.settings = settings
+def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
+    prepare_environment(settings)
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if load_models:
+            ModelLoader(settings, service.state).start()
+        yield
+
+    app = FastAPI(title="whisperx-asr", version=__version__, lifespan=lifespan)
+    app.state.service = service
+    errors.install(app)
     app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(transcriptions.router)
+
+    app.add_middleware(UploadLimit, max_mb=settings.whisperx_max_upload_mb)
+    app.add_middleware(RequestMetrics, metrics=service.metrics)  # outermost: counts the 413s too
+    logging.getLogger("app").setLevel(logging.INFO)
     return app

@@ -1,0 +1,209 @@
+"""Windowed speaker diarization with pyannote.audio, linked across windows by speaker embeddings.
+
+pyannote 4 diarizes a whole file at once, and its reconstruction allocates
+chunks x frames x speakers float64 arrays, so memory grows with the recording (pyannote issue 1963).
+Here the pipeline only ever sees one window (WHISPERX_WINDOW_S, 10 min by default); each window's
+local speakers come back with a centroid embedding, and `SpeakerLinker` maps them onto global
+speakers by cosine similarity. Memory is bounded by the window, not the recording.
+
+The window's segmentation is computed once and shared: it is both the voice activity detection that
+cuts the audio for Whisper and the first step of diarization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pyannote.audio import Model
+from pyannote.audio.core.inference import Inference
+from pyannote.audio.core.io import Audio
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
+from pyannote.core import SlidingWindowFeature
+from pyannote.pipeline.parameter import ParamDict, Uniform
+from scipy.optimize import linear_sum_assignment
+from whisperx.vads.pyannote import Pyannote as WhisperxVad
+
+SAMPLE_RATE = 16000
+SEGMENTS_KEY = "whisperx_asr/segmentations"  # where a precomputed segmentation rides along with the file
+
+
+class BundleDiarization(SpeakerDiarization):
+    """pyannote's SpeakerDiarization on local checkpoints: segmentation-3.0 + CAM++, no PLDA.
+
+    pyannote 4's constructor insists on loading a PLDA (VBx clustering); offline we have none, so this
+    sets up the same attributes with agglomerative clustering on cosine distance instead.
+    """
+
+    def __init__(self, segmentation: Model, embedding, step: float = 0.25, batch_size: int = 32):
+        super(SpeakerDiarization, self).__init__()  # skip SpeakerDiarization.__init__, keep the rest of the MRO
+        self.legacy = False
+        self.segmentation_model = segmentation
+        self.segmentation_step = step
+        self.embedding = "campplus"
+        self.embedding_batch_size = batch_size
+        self.embedding_exclude_overlap = True
+        self.plda, self._plda = None, None
+        self.klustering = "AgglomerativeClustering"
+        self.der_variant = {"collar": 0.0, "skip_overlap": False}
+        duration = segmentation.specifications.duration
+        self._segmentation = Inference(
+            segmentation, duration=duration, step=step * duration, skip_aggregation=True, batch_size=batch_size
+        )
+        self.segmentation = ParamDict(min_duration_off=Uniform(0.0, 1.0))
+        self._embedding = embedding
+        self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
+        self.clustering = AgglomerativeClustering(metric="cosine")
+        self._expects_num_speakers = False
+        self.instantiate(
+            {
+                "segmentation": {"min_duration_off": 0.0},
+                # threshold: euclidean distance between unit vectors; 0.85 is cosine similarity 0.64, between
+                # CAM++ same-speaker (0.84-0.92 espeak, 0.5-0.9 real) and different-speaker scores
+                "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.85},
+            }
+        )
+
+    def get_segmentations(self, file, hook=None) -> SlidingWindowFeature:
+        if SEGMENTS_KEY in file:
+            return file[SEGMENTS_KEY]
+        return super().get_segmentations(file, hook=hook)
+
+
+def share_segmentations(pipeline: SpeakerDiarization) -> SpeakerDiarization:
+    """Make a hub pipeline (community-1) reuse the segmentation already computed for VAD."""
+    compute = pipeline.get_segmentations
+
+    def get_segmentations(file, hook=None):
+        return file[SEGMENTS_KEY] if SEGMENTS_KEY in file else compute(file, hook=hook)
+
+    pipeline.get_segmentations = get_segmentations
+    return pipeline
+
+
+def speech_chunks(segmentations: SlidingWindowFeature, model: Model, offset: float, chunk_s: float = 30.0) -> list:
+    """Whisper's input chunks (<= chunk_s, cut at pauses) from the diarization segmentation.
+
+    Speech activity is "any local speaker active", averaged over overlapping windows, then whisperX's
+    own binarisation and chunk merging (the same thresholds as its default pyannote VAD).
+    """
+    active = np.max(np.nan_to_num(segmentations.data), axis=2, keepdims=True).astype(np.float32)
+    speech = Inference.aggregate(
+        SlidingWindowFeature(active, segmentations.sliding_window), frames=model.receptive_field, hamming=False
+    )
+    speech.data = np.nan_to_num(speech.data).astype(np.float32)
+    if not np.any(speech.data > 0.5):
+        return []
+    chunks = WhisperxVad.merge_chunks(speech, chunk_s, onset=0.5, offset=0.363)
+    return [(offset + c["start"], offset + c["end"]) for c in chunks if c["end"] > c["start"]]
+
+
+@dataclass
+class WindowSpeakers:
+    """One window's diarization: turns in absolute seconds with window-local labels, and centroids."""
+
+    turns: list[tuple[float, float, str]]
+    centroids: dict[str, np.ndarray]
+    durations: dict[str, float]
+
+
+def diarize_window(
+    pipeline: SpeakerDiarization,
+    waveform: torch.Tensor,
+    segmentations: SlidingWindowFeature,
+    offset: float,
+    num_speakers: int | None,
+    min_speakers: int | None,
+    max_speakers: int | None,
+) -> WindowSpeakers:
+    file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "window", SEGMENTS_KEY: segmentations}
+    output = pipeline(file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+    annotation = output.exclusive_speaker_diarization
+    labels = output.speaker_diarization.labels()
+    centroids = {}
+    if output.speaker_embeddings is not None:
+        centroids = {label: np.asarray(output.speaker_embeddings[i], np.float32) for i, label in enumerate(labels)}
+    turns, durations = [], {}
+    for segment, _, label in annotation.itertracks(yield_label=True):
+        turns.append((offset + segment.start, offset + segment.end, label))
+        durations[label] = durations.get(label, 0.0) + segment.duration
+    return WindowSpeakers(turns, centroids, durations)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 0 and np.isfinite(n) else v
+
+
+@dataclass
+class SpeakerLinker:
+    """Global speakers across windows: each window's local speakers join the most similar global one.
+
+    Two local speakers of one window never share a global speaker (Hungarian assignment); a local
+    speaker below `threshold` cosine similarity to every global one starts a new speaker, up to
+    `max_speakers`, beyond which it joins the nearest. State is one centroid per speaker.
+    """
+
+    threshold: float = 0.5
+    max_speakers: int = 8
+    centroids: list[np.ndarray] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    turns: list[tuple[float, float, int]] = field(default_factory=list)
+
+    def add(self, window: WindowSpeakers) -> None:
+        local = [label for label in window.durations if label in window.centroids]
+        local.sort(key=lambda label: -window.durations[label])
+        mapping: dict[str, int] = {}
+        if self.centroids and local:
+            sim = np.array([[float(_unit(window.centroids[lb]) @ _unit(c)) for c in self.centroids] for lb in local])
+            rows, cols = linear_sum_assignment(-sim)
+            for r, c in zip(rows, cols, strict=True):
+                if sim[r, c] >= self.threshold:
+                    mapping[local[r]] = int(c)
+        for label in local:
+            if label in mapping:
+                continue
+            if len(self.centroids) < self.max_speakers:
+                self.centroids.append(np.zeros_like(window.centroids[label]))
+                self.weights.append(0.0)
+                mapping[label] = len(self.centroids) - 1
+            else:
+                sims = [float(_unit(window.centroids[label]) @ _unit(c)) for c in self.centroids]
+                mapping[label] = int(np.argmax(sims))
+        for label, g in mapping.items():
+            w = window.durations[label]
+            total = self.weights[g] + w
+            self.centroids[g] = (self.centroids[g] * self.weights[g] + _unit(window.centroids[label]) * w) / total
+            self.weights[g] = total
+        for start, end, label in window.turns:
+            if label in mapping:
+                self.turns.append((start, end, mapping[label]))
+
+    def finish(self, num_speakers: int | None = None) -> list[tuple[float, float, str]]:
+        """The turns with final labels SPEAKER_00.. in order of first appearance."""
+        merged = list(range(len(self.centroids)))
+        if num_speakers is not None:
+            groups = {g: [g] for g in merged}
+            cents = {g: _unit(c) for g, c in enumerate(self.centroids)}
+            while len(groups) > num_speakers:
+                keys = list(groups)
+                best = max(
+                    ((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :]),
+                    key=lambda ab: float(cents[ab[0]] @ cents[ab[1]]),
+                )
+                a, b = best
+                groups[a] += groups.pop(b)
+                cents[a] = _unit(cents[a] + cents.pop(b))
+            for root, members in groups.items():
+                for m in members:
+                    merged[m] = root
+        names: dict[int, str] = {}
+        out = []
+        for start, end, g in sorted(self.turns):
+            root = merged[g]
+            if root not in names:
+                names[root] = f"SPEAKER_{len(names):02d}"
+            out.append((start, end, names[root]))
+        return out

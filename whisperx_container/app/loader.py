@@ -1,0 +1,194 @@
+"""Loads the models once, in a background thread at start-up, and reports progress in ServiceState.
+
+Sources, by configuration:
+- WHISPERX_MODEL_BUNDLE set: everything from the mounted bundle (whisper-<name>/, the pyannote
+  segmentation checkpoint, the CAM++ embedding); the hub is switched off, so nothing is downloaded.
+- otherwise: Whisper by name from the hub (or WHISPER_MODEL as a local directory) and the pyannote
+  pipeline WHISPERX_DIARIZATION_MODEL with the Hugging Face token.
+A failure becomes status "error" with a message naming what is missing; the process stays up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from app.config import Settings
+from app.state import ServiceState
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SEGMENTATION = "pyannote-segmentation-3.0/pytorch_model.bin"
+BUNDLE_EMBEDDING = "campplus/campplus_cn_en_common.pt"
+
+
+class ModelError(RuntimeError):
+    """A model cannot be loaded; the message is shown in /health."""
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Set before any Hugging Face library is imported: offline mode, no telemetry."""
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if settings.whisperx_model_bundle:
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            os.environ[var] = "1"
+
+
+def whisper_source(settings: Settings) -> tuple[str, bool]:
+    """(model name or directory, is it local) for WHISPER_MODEL."""
+    name = settings.whisper_model
+    if name.startswith("/"):
+        if not (Path(name) / "model.bin").is_file():
+            raise ModelError(f"WHISPER_MODEL {name} is not a CTranslate2 Whisper directory (no model.bin)")
+        return name, True
+    bundle = settings.whisperx_model_bundle
+    if bundle:
+        path = bundle / f"whisper-{name}"
+        if not (path / "model.bin").is_file():
+            have = sorted(p.name.removeprefix("whisper-") for p in bundle.glob("whisper-*") if p.is_dir())
+            raise ModelError(
+                f"Whisper model {name!r} is not in the offline bundle {bundle} (it has: {', '.join(have) or 'none'}); "
+                "set WHISPER_MODEL to one of those, or unset WHISPERX_MODEL_BUNDLE to download from the hub"
+            )
+        return str(path), True
+    return name, False
+
+
+def resolve_device(settings: Settings) -> tuple[str, str, str]:
+    """(torch device, CTranslate2 device, compute type)."""
+    import ctranslate2
+    import torch
+
+    device = settings.whisperx_device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("WHISPERX_DEVICE=cuda but torch sees no CUDA device")
+    ct2_device = device
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        # PyPI's aarch64 CTranslate2 wheels are CPU-only: Whisper on the CPU, pyannote on the GPU
+        log.warning("CTranslate2 has no CUDA support in this build; Whisper runs on the CPU")
+        ct2_device = "cpu"
+    compute_type = settings.whisperx_compute_type
+    if compute_type == "auto":
+        compute_type = "float16" if ct2_device == "cuda" else "int8"
+    return device, ct2_device, compute_type
+
+
+class ModelLoader:
+    def __init__(self, settings: Settings, state: ServiceState):
+        self.settings = settings
+        self.state = state
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def run(self) -> None:
+        try:
+            self.load()
+            self.state.status = "ready"
+            log.info("models ready")
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+            token = self.settings.token()
+            if token:
+                message = message.replace(token, "***")
+            self.state.error = message
+            self.state.status = "error"
+            log.error("model loading failed: %s", message)
+
+    def load(self) -> None:
+        import torch
+
+        settings, state = self.settings, self.state
+        threads = settings.whisperx_threads or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        device, ct2_device, compute_type = resolve_device(settings)
+        state.device, state.compute_type = device, compute_type
+
+        transcriber = self.load_whisper(ct2_device, compute_type, threads)
+        state.whisper_loaded = True
+        diarization = self.load_diarization(device)
+        state.diarizer_loaded = True
+        aligner = None
+        if not settings.whisperx_model_bundle:
+            from app.align import Wav2Vec2Aligner
+
+            aligner = Wav2Vec2Aligner(device)
+            language = transcriber.fixed_language or "en"
+            state.aligner = "wav2vec2" if aligner.for_language(language) else "whisper"
+        else:
+            state.aligner = "whisper"
+
+        from app.pipeline import SpeechPipeline
+
+        state.pipeline = SpeechPipeline(
+            transcriber,
+            diarization,
+            diarization._segmentation,
+            model_name=settings.whisper_model,
+            window_s=settings.whisperx_window_s,
+            max_speakers=settings.whisperx_max_speakers,
+            aligner=aligner,
+        )
+
+    def load_whisper(self, ct2_device: str, compute_type: str, threads: int):
+        import whisperx
+
+        from app.asr import WhisperTranscriber
+
+        source, local = whisper_source(self.settings)
+        log.info("loading Whisper %s on %s (%s)", source, ct2_device, compute_type)
+        try:
+            pipeline = whisperx.load_model(
+                source,
+                ct2_device,
+                compute_type=compute_type,
+                vad_model=_NoVad(),  # the VAD is the diarization's segmentation (app.diarize.speech_chunks)
+                threads=threads,
+                local_files_only=local or bool(self.settings.whisperx_model_bundle),
+            )
+        except Exception as exc:
+            if local:
+                raise ModelError(f"cannot load Whisper from {source}: {exc}") from exc
+            raise ModelError(f"cannot load Whisper {source!r} from the Hugging Face hub: {exc}") from exc
+        return WhisperTranscriber(pipeline, self.settings.whisperx_batch_size)
+
+    def load_diarization(self, device: str):
+        import torch
+        from pyannote.audio import Model, Pipeline
+
+        from app.diarize import BundleDiarization, share_segmentations
+        from app.embedding import CamPlusEmbedding
+
+        bundle = self.settings.whisperx_model_bundle
+        if bundle:
+            for rel in (BUNDLE_SEGMENTATION, BUNDLE_EMBEDDING):
+                if not (bundle / rel).is_file():
+                    raise ModelError(f"the offline bundle {bundle} has no {rel}")
+            segmentation = Model.from_pretrained(str(bundle / BUNDLE_SEGMENTATION))
+            embedding = CamPlusEmbedding(bundle / BUNDLE_EMBEDDING, torch.device(device))
+            pipeline = BundleDiarization(segmentation.to(torch.device(device)), embedding)
+            return pipeline
+        name, token = self.settings.whisperx_diarization_model, self.settings.token()
+        try:
+            pipeline = Pipeline.from_pretrained(name, token=token)
+        except Exception as exc:
+            hint = "" if token else " (gated models need HF_TOKEN_FILE or HF_TOKEN, with the model's terms accepted)"
+            raise ModelError(f"cannot load the diarization pipeline {name!r}: {exc}{hint}") from exc
+        if pipeline is None:
+            raise ModelError(f"cannot load the diarization pipeline {name!r}: not found or gated; check the token")
+        pipeline.to(torch.device(device))
+        return share_segmentations(pipeline)
+
+
+class _NoVad:
+    """Placeholder so whisperx.load_model does not load its own VAD model; ours is shared with diarization."""
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("whisperX's VAD is not used here")

@@ -1,0 +1,239 @@
+"""One request through the models: windows of audio, VAD + diarization overlapped with transcription.
+
+A front thread walks the recording window by window: it reads the window from disk, runs the
+segmentation model once (that is the VAD) and hands Whisper's chunks to the transcription loop, then
+diarizes the same window while Whisper works. A one-slot queue between them keeps the front thread
+at most one window ahead, so memory is bounded by the window size whatever the recording's length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from whisperx.diarize import assign_word_speakers
+
+from app.asr import WhisperTranscriber
+from app.audio import PcmAudio
+from app.diarize import SAMPLE_RATE, SpeakerLinker, diarize_window, speech_chunks
+
+BOUNDARY_SEARCH_S = 10.0  # windows end at the quietest 100 ms within this distance of the nominal cut
+
+
+@dataclass
+class Options:
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    diarize: bool = True
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def stage(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - began)
+
+    def add(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[name] += seconds
+
+
+class Cancelled(Exception):
+    pass
+
+
+class SpeechPipeline:
+    def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
+                 window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.5):  # fmt: skip
+        self.transcriber = transcriber
+        self.diarization = diarization  # a pyannote SpeakerDiarization whose segmentation is shared
+        self.segmentation = segmentation  # pyannote Inference: (chunks, frames, local speakers)
+        self.model_name = model_name
+        self.window_s = window_s
+        self.max_speakers = max_speakers
+        self.aligner = aligner  # app.align.Wav2Vec2Aligner or None: word times from Whisper
+        self.link_threshold = link_threshold
+
+    def windows(self, audio: PcmAudio) -> list[tuple[float, float]]:
+        cuts, start = [], 0.0
+        while audio.duration - start > self.window_s * 1.25:
+            nominal = start + self.window_s
+            rms = audio.rms_frames(nominal - BOUNDARY_SEARCH_S, nominal + BOUNDARY_SEARCH_S)
+            cut = nominal - BOUNDARY_SEARCH_S + 0.1 * int(np.argmin(rms)) + 0.05 if len(rms) else nominal
+            cuts.append((start, cut))
+            start = cut
+        cuts.append((start, audio.duration))
+        return cuts
+
+    def run(self, audio: PcmAudio, options: Options, timings: Timings) -> dict:
+        windows = self.windows(audio)
+        single = len(windows) == 1
+        cap = min(options.max_speakers or self.max_speakers, self.max_speakers)
+        if options.num_speakers:
+            cap = max(cap, options.num_speakers)
+        linker = SpeakerLinker(threshold=self.link_threshold, max_speakers=cap)
+        handoff: queue.Queue = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def put(item) -> None:
+            while True:
+                if stop.is_set():
+                    raise Cancelled
+                try:
+                    handoff.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        def front() -> None:
+            try:
+                for start, end in windows:
+                    waveform = torch.from_numpy(audio.read(start, end))[None]
+                    with timings.stage("vad"):
+                        segmentations = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+                        chunks = speech_chunks(segmentations, self.segmentation.model, start)
+                    put((start, end, chunks))
+                    if options.diarize and chunks:
+                        with timings.stage("diarize"):
+                            linker.add(
+                                diarize_window(
+                                    self.diarization, waveform, segmentations, start,
+                                    num_speakers=options.num_speakers if single else None,
+                                    min_speakers=options.min_speakers if single else None,
+                                    max_speakers=cap,
+                                )
+                            )  # fmt: skip
+                    del waveform, segmentations
+            except Cancelled:
+                pass
+            except BaseException as exc:  # re-raised in the request's thread
+                failure.append(exc)
+            finally:
+                with suppress(Cancelled):
+                    put(None)
+
+        thread = threading.Thread(target=front, name="vad-diarize", daemon=True)
+        thread.start()
+        segments: list[dict] = []
+        language = options.language or self.transcriber.fixed_language
+        try:
+            while (item := handoff.get()) is not None:
+                start, end, chunks = item
+                if not chunks:
+                    continue
+                pieces = [(s, audio.read(s, e)) for s, e in chunks]
+                with timings.stage("transcribe"):
+                    if language is None:
+                        language = self.transcriber.detect_language(pieces[0][1])
+                    aligner = self.aligner.for_language(language) if self.aligner else None
+                    found, word_s = self.transcriber.transcribe(
+                        pieces, language, options.prompt, options.temperature, words=aligner is None
+                    )
+                timings.add("transcribe", -word_s)
+                timings.add("align", word_s)
+                if aligner is not None and found:
+                    with timings.stage("align"):
+                        found = aligner.align(found, audio.read(start, end), start)
+                segments.extend(found)
+                del pieces
+        finally:
+            stop.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+
+        turns = linker.finish(options.num_speakers if not single else None) if options.diarize else []
+        if turns:
+            segments = by_speaker(segments, turns)
+        return self.result(audio, language or "en", segments, turns, options.diarize)
+
+    def result(self, audio: PcmAudio, language: str, segments: list[dict], turns, diarized: bool) -> dict:
+        out_segments = []
+        for i, seg in enumerate(segments):
+            item = {
+                "id": i,
+                "type": "transcript.text.segment",
+                "start": round(seg["start"], 3),
+                "end": round(seg["end"], 3),
+                "text": seg["text"],
+                "words": seg.get("words", []),
+                "avg_logprob": seg.get("avg_logprob"),
+            }
+            if diarized:
+                item["speaker"] = seg.get("speaker") or "SPEAKER_00"
+            out_segments.append(item)
+        speakers: dict[str, float] = {}
+        for start, end, label in turns:
+            speakers[label] = speakers.get(label, 0.0) + (end - start)
+        return {
+            "task": "transcribe",
+            "language": language,
+            "duration": round(audio.duration, 3),
+            "text": " ".join(s["text"] for s in out_segments).strip(),
+            "segments": out_segments,
+            "speakers": [{"id": k, "duration": round(v, 3)} for k, v in sorted(speakers.items())],
+            "backend": "whisperx",
+            "model": self.model_name,
+        }
+
+
+def by_speaker(segments: list[dict], turns: list[tuple[float, float, str]]) -> list[dict]:
+    """Words get the speaker they overlap most (whisperX's assign_word_speakers); segments split where it changes."""
+    frame = pd.DataFrame(turns, columns=["start", "end", "speaker"])
+    assigned = assign_word_speakers(frame, {"segments": segments}, fill_nearest=True)["segments"]
+    out = []
+    for seg in assigned:
+        words = seg.get("words") or []
+        for word in words:
+            word.setdefault("speaker", seg.get("speaker"))
+        if len({w["speaker"] for w in words}) <= 1:
+            if words:
+                seg["speaker"] = words[0]["speaker"]
+            out.append(seg)
+            continue
+        run: list[dict] = []
+        for word in words:
+            if run and word["speaker"] != run[-1]["speaker"]:
+                out.append(_segment_of(run, seg))
+                run = []
+            run.append(word)
+        out.append(_segment_of(run, seg))
+    return out
+
+
+def _segment_of(words: list[dict], parent: dict) -> dict:
+    return {
+        "start": words[0]["start"],
+        "end": words[-1]["end"],
+        "text": join_words(w["word"] for w in words),
+        "words": words,
+        "speaker": words[0]["speaker"],
+        "avg_logprob": parent.get("avg_logprob"),
+    }
+
+
+def join_words(words) -> str:
+    """Words back into text: a space between words, none before punctuation or a clitic ('s, n't)."""
+    text = ""
+    for word in words:
+        text += word if not text or word[:1] in "'\u2019.,!?;:%)" or word.startswith("n'") else " " + word
+    return text

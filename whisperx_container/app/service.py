@@ -1,0 +1,92 @@
+"""The service: settings, model state, the queue and metrics, and one request's path through them."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi import Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from app.audio import AudioError, PcmAudio, decode
+from app.config import Settings
+from app.errors import APIError
+from app.jobs import InferenceQueue, QueueFull
+from app.metrics import Metrics
+from app.state import ServiceState
+
+log = logging.getLogger(__name__)
+UPLOAD_DIR_PREFIX = "whisperx-request-"
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state = ServiceState(compute_type=settings.whisperx_compute_type)
+        self.metrics = Metrics()
+        self.queue = InferenceQueue(settings.whisperx_queue_limit, self.metrics)
+        self.started = int(time.time())
+
+    def require_ready(self) -> None:
+        if self.state.status == "loading":
+            raise APIError(503, "the models are still loading; retry shortly", "server_error", "model_loading",
+                           {"Retry-After": "10"})  # fmt: skip
+        if self.state.status == "error":
+            raise APIError(503, f"the models failed to load: {self.state.error}", "server_error", "model_unavailable")
+
+    async def transcribe(self, upload: UploadFile, options) -> tuple[dict, dict]:
+        """Run one upload through the pipeline: (result, timings)."""
+        self.require_ready()
+        try:
+            slot = self.queue.reserve()
+        except QueueFull as full:
+            raise APIError(429, "too many requests are queued; retry later", "rate_limit_error", "queue_full",
+                           {"Retry-After": str(full.retry_after)}) from None  # fmt: skip
+        workdir = Path(tempfile.mkdtemp(prefix=UPLOAD_DIR_PREFIX))
+        try:
+            began = time.perf_counter()
+            audio = await run_in_threadpool(self._decode, upload, workdir)
+            decode_s = time.perf_counter() - began
+            from app.pipeline import Timings
+
+            timings = Timings()
+            result = await slot.run(self.state.pipeline.run, audio, options, timings)
+        finally:
+            slot.release(lambda: shutil.rmtree(workdir, ignore_errors=True))
+        total_s = time.perf_counter() - began
+        stages = {
+            "decode_s": decode_s,
+            "vad_s": timings.seconds.get("vad", 0.0),
+            "transcribe_s": timings.seconds.get("transcribe", 0.0),
+            "align_s": timings.seconds.get("align", 0.0),
+            "diarize_s": timings.seconds.get("diarize", 0.0),
+            "total_s": total_s,
+        }
+        for name, seconds in stages.items():
+            self.metrics.stage_seconds.labels(name.removesuffix("_s")).observe(seconds)
+        if audio.duration > 0:
+            self.metrics.rtf.observe(total_s / audio.duration)
+            self.metrics.audio_seconds.inc(audio.duration)
+        return result, {k: round(v, 3) for k, v in stages.items()}
+
+    @staticmethod
+    def _decode(upload: UploadFile, workdir: Path) -> PcmAudio:
+        source = workdir / "upload"
+        with source.open("wb") as out:
+            upload.file.seek(0)
+            shutil.copyfileobj(upload.file, out, 1 << 20)
+        if source.stat().st_size == 0:
+            raise APIError(400, "the uploaded file is empty", code="empty_file")
+        try:
+            return decode(source, workdir / "audio.s16le")
+        except AudioError as exc:
+            raise APIError(400, str(exc), code="invalid_audio") from None
+        finally:
+            source.unlink(missing_ok=True)
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service

@@ -1,0 +1,18 @@
+"""What the service knows about itself: model loading progress, shown by /health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ServiceState:
+    status: str = "loading"  # loading | ready | error
+    whisper_loaded: bool = False
+    diarizer_loaded: bool = False
+    aligner: str | None = None  # wav2vec2 | whisper
+    device: str = "cpu"
+    compute_type: str = "auto"
+    error: str | None = None
+    pipeline: Any = None  # app.pipeline.SpeechPipeline once loaded
