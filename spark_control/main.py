@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.registry = registry
             app.state.watchdog = watchdog
             app.state.proxy = AudioProxy(settings, http, monitor)
+            app.state.loop = asyncio.get_running_loop()
             watchdog.start()
             try:
                 yield

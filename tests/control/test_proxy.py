@@ -1,0 +1,245 @@
+"""The audio proxy: WhisperX when it can diarize, the legacy service otherwise, the same answer shape."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from spark_control.services import DEEP_CHECK_CLIP
+from tests.control.helpers import LiveServer
+
+CLIP = DEEP_CHECK_CLIP
+TRANSCRIPT_KEYS = {"task", "text", "language", "duration", "segments", "speakers", "backend", "model", "timings"}
+
+
+class FakeWhisperx:
+    """An in-process WhisperX: /health as configured, transcriptions answered or failed as configured."""
+
+    def __init__(self) -> None:
+        self.health: dict[str, Any] = {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True}
+        self.answer: tuple[int, dict[str, Any], dict[str, str]] | None = None
+        self.received: list[dict[str, Any]] = []
+        self.app = FastAPI()
+
+        @self.app.get("/health")
+        def health() -> dict[str, Any]:
+            return self.health
+
+        @self.app.post("/v1/audio/transcribe-with-speakers")
+        async def transcribe(request: Request) -> JSONResponse:
+            form = await request.form()
+            upload = form["file"]
+            data = await upload.read()  # type: ignore[union-attr]
+            self.received.append(
+                {
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "filename": upload.filename,  # type: ignore[union-attr]
+                    "fields": {k: v for k, v in form.items() if k != "file"},
+                }
+            )
+            if self.answer:
+                status, body, headers = self.answer
+                return JSONResponse(body, status, headers=headers)
+            return JSONResponse(
+                {
+                    "task": "transcribe",
+                    "text": "whisperx heard it",
+                    "language": "en",
+                    "duration": 3.4,
+                    "segments": [],
+                    "speakers": [],
+                    "backend": "whisperx",
+                    "model": "tiny.en",
+                    "timings": {"total_s": 0.1},
+                }
+            )
+
+
+@pytest.fixture
+def whisperx(serve) -> tuple[FakeWhisperx, LiveServer]:
+    fake = FakeWhisperx()
+    return fake, serve(fake.app)
+
+
+@pytest.fixture
+def legacy(standin, tmp_path: Path) -> LiveServer:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "clip.wav").write_bytes(CLIP.read_bytes())
+    (clips / "clip.txt").write_text("The quick brown fox jumps over the lazy dog.")
+    return standin("parakeet", [clips])
+
+
+@pytest.fixture
+def dropping_whisperx() -> Iterator[str]:
+    """Says it is ready, then drops every transcription request mid-upload (a crash, an OOM kill)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    health = b'{"status":"ready","whisper_loaded":true,"diarizer_loaded":true}'
+
+    def serve_forever() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                head = conn.recv(65536)
+                if head.startswith(b"GET /health"):
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                        b"connection: close\r\n\r\n%s" % (len(health), health)
+                    )
+                else:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    threading.Thread(target=serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def post_clip(server: LiveServer, **fields: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/api/audio/transcribe-with-speakers",
+        files={"file": ("meeting.wav", CLIP.read_bytes(), "audio/wav")},
+        data=fields,
+        timeout=60,
+    )
+
+
+def legacy_requests(legacy: LiveServer) -> int:
+    return httpx.get(f"{legacy.url}/_standin/stats").json()["transcriptions"]
+
+
+Make = Callable[..., Any]
+
+
+def test_whisperx_gets_the_upload_when_its_diarizer_is_loaded(make_settings, serve, whisperx, legacy):
+    fake, wx = whisperx
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    response = post_clip(server, language="en", num_speakers="2", prompt="a meeting")
+    assert response.status_code == 200
+    assert response.headers["x-asr-backend"] == "whisperx"
+    assert response.json()["backend"] == "whisperx"
+    assert fake.received == [
+        {
+            "sha256": hashlib.sha256(CLIP.read_bytes()).hexdigest(),
+            "filename": "meeting.wav",
+            "fields": {"language": "en", "num_speakers": "2", "prompt": "a meeting"},
+        }
+    ]
+    assert legacy_requests(legacy) == 0
+
+
+def test_the_legacy_service_answers_while_whisperx_cannot_diarize(make_settings, serve, whisperx, legacy):
+    fake, wx = whisperx
+    fake.health = {**fake.health, "status": "loading", "diarizer_loaded": False}
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    response = post_clip(server, language="en")
+    assert response.status_code == 200
+    assert response.headers["x-asr-backend"] == "legacy"
+    assert "diarizer not loaded" in response.headers["x-asr-fallback-reason"]
+    body = response.json()
+    assert set(body) == TRANSCRIPT_KEYS, "the same shape as WhisperX's"
+    assert body["text"] == "The quick brown fox jumps over the lazy dog."
+    assert fake.received == []
+
+
+def test_the_legacy_service_answers_while_whisperx_is_down(make_settings, serve, legacy):
+    server = serve(make_settings(legacy_asr_url=legacy.url))  # nothing listens on the WhisperX URL
+    response = post_clip(server)
+    assert response.status_code == 200 and response.headers["x-asr-backend"] == "legacy"
+    assert "whisperx health" in response.headers["x-asr-fallback-reason"]
+
+
+def test_a_whisperx_5xx_is_retried_once_on_legacy(make_settings, serve, whisperx, legacy):
+    fake, wx = whisperx
+    fake.answer = (500, {"error": {"message": "CUDA out of memory", "type": "server_error", "code": "oom"}}, {})
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    response = post_clip(server)
+    assert response.status_code == 200
+    assert response.headers["x-asr-backend"] == "legacy"
+    assert response.headers["x-asr-fallback-reason"] == "whisperx answered HTTP 500"
+    assert len(fake.received) == 1 and legacy_requests(legacy) == 1
+
+
+def test_a_whisperx_that_drops_the_connection_is_retried_on_legacy(make_settings, serve, dropping_whisperx, legacy):
+    server = serve(make_settings(whisperx_url=dropping_whisperx, legacy_asr_url=legacy.url))
+    response = post_clip(server)
+    assert response.status_code == 200
+    assert response.headers["x-asr-backend"] == "legacy"
+    assert response.headers["x-asr-fallback-reason"].startswith("whisperx failed:")
+    assert legacy_requests(legacy) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(400, {}), (413, {}), (429, {"Retry-After": "7"})],
+)
+def test_whisperx_answers_about_the_callers_request_are_passed_through(
+    make_settings, serve, whisperx, legacy, status, headers
+):
+    fake, wx = whisperx
+    error = {"error": {"message": "undecodable audio", "type": "invalid_request_error", "code": "bad_audio"}}
+    fake.answer = (status, error, headers)
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    response = post_clip(server)
+    assert response.status_code == status
+    assert response.json() == error
+    assert response.headers["x-asr-backend"] == "whisperx"
+    if headers:
+        assert response.headers["retry-after"] == "7"
+    assert legacy_requests(legacy) == 0
+
+
+def test_no_backend_is_a_502_in_the_openai_error_shape(make_settings, serve):
+    server = serve(make_settings())
+    response = post_clip(server)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "backend_unavailable"
+    assert response.headers["x-asr-backend"] == "legacy"
+
+
+def test_bad_uploads_get_a_clear_4xx(make_settings, serve, legacy):
+    settings = make_settings(legacy_asr_url=legacy.url, proxy_max_upload_mb=1)
+    server = serve(settings)
+    url = f"{server.url}/api/audio/transcribe-with-speakers"
+    as_json = httpx.post(url, json={"file": "x"}, timeout=10)
+    assert as_json.status_code == 415 and "multipart/form-data" in as_json.json()["error"]["message"]
+    empty = httpx.post(url, content=b"", headers={"content-type": "multipart/form-data; boundary=x"}, timeout=10)
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "empty_body"
+    big = httpx.post(url, files={"file": ("big.wav", b"\0" * (2 << 20), "audio/wav")}, timeout=30)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "file_too_large"
+    no_file = httpx.post(url, data={"language": "en"}, files={"other": ("x", b"1")}, timeout=10)
+    assert no_file.status_code == 400, "the backend's own 4xx comes back"
+    assert not list(settings.spool_dir.iterdir()), "no upload is left behind"
+
+
+def test_an_upload_is_streamed_without_a_content_length(make_settings, serve, whisperx, legacy):
+    """A chunked upload (no Content-Length) is spooled and forwarded with one."""
+    fake, wx = whisperx
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    request = httpx.Request(
+        "POST",
+        f"{server.url}/api/audio/transcribe-with-speakers",
+        files={"file": ("meeting.wav", CLIP.read_bytes(), "audio/wav")},
+    )
+    body = request.read()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 7000):
+            yield body[start : start + 7000]
+
+    response = httpx.post(request.url, content=chunks(), headers={"content-type": request.headers["content-type"]})
+    assert response.status_code == 200 and response.headers["x-asr-backend"] == "whisperx"
+    assert fake.received[0]["sha256"] == hashlib.sha256(CLIP.read_bytes()).hexdigest()
