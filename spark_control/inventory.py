@@ -11,6 +11,9 @@ from typing import Any
 
 from spark_control.config import Settings
 
+SPARK2_HOST = "spark2-host"
+WHISPERX_HOST = "whisperx-host"
+
 
 def _host_vars(settings: Settings, address: str, user: str | None, port: int) -> dict[str, Any]:
     host: dict[str, Any] = {"ansible_host": address, "ansible_port": port}
@@ -22,17 +25,17 @@ def _host_vars(settings: Settings, address: str, user: str | None, port: int) ->
 
 
 def host_names(settings: Settings) -> tuple[str, str]:
-    """Inventory names of the Spark 2 host and the WhisperX host (equal when they are one login)."""
-    spark2 = settings.spark2_host
+    """Inventory names of the Spark 2 host and the WhisperX host (one name when they are one login).
+
+    Fixed aliases, never the address: a host named 127.0.0.1 or localhost would capture the role's
+    `delegate_to: localhost` controller tasks and run them over SSH on the target.
+    """
     same = (settings.whisperx_host, settings.whisperx_user, settings.whisperx_ssh_port) == (
         settings.spark2_host,
         settings.spark2_user,
         settings.spark2_ssh_port,
     )
-    if same:
-        return spark2, spark2
-    whisperx = settings.whisperx_host or spark2
-    return spark2, (whisperx if whisperx != spark2 else f"{whisperx}-whisperx")
+    return (SPARK2_HOST, SPARK2_HOST) if same else (SPARK2_HOST, WHISPERX_HOST)
 
 
 def build_inventory(settings: Settings) -> dict[str, Any]:

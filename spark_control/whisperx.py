@@ -9,6 +9,7 @@ service does not answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -73,6 +74,7 @@ class WhisperxMonitor:
         )
         self._path = settings.data_dir / "state" / "whisperx.json"
         self.container = self._load()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what the playbooks told us ---------------------------------------------------------------
     def on_job_finished(self, job: Job) -> None:
@@ -94,10 +96,16 @@ class WhisperxMonitor:
             state.running = bool(action.get("running"))
             state.installed = True if state.running else state.installed
             state.error = None
+        elif record.state == "successful" and record.kind in ("install", "remove"):
+            # The role is health-gated: a successful install leaves it running, a removal leaves nothing.
+            state.installed = state.running = record.kind == "install"
+            state.error = None
         elif record.unreachable:
             state.error = f"host unreachable over SSH: {record.error or ', '.join(record.unreachable)}"
         elif record.state != "successful":
             state.error = record.error or f"{record.kind} job {record.state}"
+            if record.kind in ("install", "remove"):
+                self._refresh_soon()  # a failed install rolled back to something: look at what is there
         else:
             return
         state.host_reachable = not record.unreachable
@@ -105,6 +113,25 @@ class WhisperxMonitor:
         state.source = f"{record.kind} job"
         state.job_id = record.id
         self._save()
+
+    def _refresh_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._refresh())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self) -> None:
+        if self.jobs.holding(STATUS_LOCK) or self.jobs.holding(INSTALL_LOCK):
+            return
+        await self.jobs.start(
+            "status",
+            "whisperx_status",
+            container_vars(self.settings),
+            lock=STATUS_LOCK,
+            target="whisperx",
+            trigger="status",
+            timeout_s=max(30, self.settings.ssh_connect_timeout_s * 6),
+        )
+        self.jobs.forget("status", STATUS_JOBS_KEPT)
 
     def installed(self) -> bool:
         return bool(self.container.installed)
@@ -125,16 +152,7 @@ class WhisperxMonitor:
         busy = self.jobs.holding(INSTALL_LOCK) or self.jobs.holding(STATUS_LOCK)
         if sample.ok or not stale or busy:
             return bool(self.jobs.holding(STATUS_LOCK))
-        await self.jobs.start(
-            "status",
-            "whisperx_status",
-            container_vars(self.settings),
-            lock=STATUS_LOCK,
-            target="whisperx",
-            trigger="status",
-            timeout_s=max(30, self.settings.ssh_connect_timeout_s * 6),
-        )
-        self.jobs.forget("status", STATUS_JOBS_KEPT)
+        await self._refresh()
         return True
 
     # -- persistence ------------------------------------------------------------------------------

@@ -107,16 +107,24 @@ def test_inventory_has_the_playbook_groups_and_a_key_path_only(env: pytest.Monke
     env.setenv("WHISPERX_HOST", "gpu1.lan")
     inventory = build_inventory(Settings())
     groups = inventory["all"]["children"]
-    assert groups["spark2"]["hosts"]["spark2.lan"] == {
+    assert groups["spark2"]["hosts"]["spark2-host"] == {
         "ansible_host": "spark2.lan",
         "ansible_port": 2230,
         "ansible_user": "ops",
         "ansible_ssh_private_key_file": str(key),
     }
-    assert groups["whisperx"]["hosts"]["gpu1.lan"]["ansible_host"] == "gpu1.lan"
+    assert groups["whisperx"]["hosts"]["whisperx-host"]["ansible_host"] == "gpu1.lan"
     assert "secret-key-material" not in json.dumps(inventory)
 
 
 def test_one_login_on_one_machine_is_one_inventory_host(env: pytest.MonkeyPatch):
     groups = build_inventory(Settings())["all"]["children"]
-    assert list(groups["spark2"]["hosts"]) == list(groups["whisperx"]["hosts"]) == ["spark2.lan"]
+    assert list(groups["spark2"]["hosts"]) == list(groups["whisperx"]["hosts"]) == ["spark2-host"]
+
+
+def test_inventory_names_are_never_an_address_that_means_the_controller(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A host named 127.0.0.1 would take over the role's delegate_to: localhost tasks."""
+    monkeypatch.setenv("SPARK2_HOST", "127.0.0.1")
+    monkeypatch.setenv("SPARK_CONTROL_DATA_DIR", str(tmp_path))
+    names = {h for g in build_inventory(Settings())["all"]["children"].values() for h in g["hosts"]}
+    assert not names & {"localhost", "127.0.0.1", "::1"}

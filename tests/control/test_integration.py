@@ -1,0 +1,285 @@
+"""spark-control against the real thing: the collection's playbooks over SSH, the WhisperX image, real restarts.
+
+The lab: a GPU host container reached over SSH (scripts/gpu-host.sh, user `spark`, the host's Docker
+engine), the Spark 2 stand-ins (tests/images/spark2-standin) as containers on that engine, and
+spark-control on this machine driving them only through ansible-runner and HTTP. The tests in this
+module build on each other in order: install, proxy, services, watchdog, remove.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spark_control.config import Settings
+from spark_control.main import create_app
+from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, wait_until
+from tests.control.test_stream import read_until
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+GPU_HOST = "ctl-gpu-host"
+SSH_PORT = 2231
+STANDIN_IMAGE = os.environ.get("CONTROL_STANDIN_IMAGE", "spark-inference/spark2-standin:bookworm")
+PARAKEET, MAGPIE, WHISPERX = "ctl-parakeet-asr", "ctl-magpie-tts", "ctl-whisperx-asr"
+PORTS = {PARAKEET: 18000, MAGPIE: 18001, WHISPERX: 18002}
+HF_TOKEN = "hf_ctlKnownTokenNeverToBeSeen7f3a91c2"
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    server: LiveServer
+    client: httpx.Client
+    host: dict[str, str]
+    exposed: list[bytes] = field(default_factory=list)  # every byte the API answered, for the secret scan
+    install_job: str | None = None
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        response = self.client.get(path, **kwargs)
+        self.exposed.append(response.content + str(response.headers).encode())
+        return response
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        response = self.client.post(path, headers=AUTH, **kwargs)
+        self.exposed.append(response.content + str(response.headers).encode())
+        return response
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
+
+
+def run_standin(name: str, role: str, clips: Path) -> None:
+    docker("rm", "-f", name, check=False)
+    docker(
+        "run", "-d", "--name", name, "-p", f"127.0.0.1:{PORTS[name]}:8000",
+        "-e", f"STANDIN_ROLE={role}", "-e", "STANDIN_CLIPS=/clips", "-v", f"{clips}:/clips:ro",
+        "--label", "spark-inference.owner=control-tests", STANDIN_IMAGE,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[Captured]:
+    handler = Captured()
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Path, logs: Captured) -> Iterator[Lab]:
+    if docker("image", "inspect", STANDIN_IMAGE, check=False).returncode:
+        pytest.fail(f"{STANDIN_IMAGE} is missing: run `make control-standin-image`")
+    subprocess.run([REPO / "scripts" / "gpu-host.sh", "up", GPU_HOST, str(SSH_PORT)], check=True)
+    state = Path(os.environ.get("GPU_HOST_STATE", "/var/tmp/spark-inference/gpu-hosts"))
+    host = dict(line.split("=", 1) for line in (state / GPU_HOST / "host.env").read_text().split())
+    clips = tmp_path_factory.mktemp("clips")
+    for source, name in ((DEEP_CHECK_CLIP, "deep_check"), (audio / "sentence.wav", "sentence")):
+        (clips / f"{name}.wav").write_bytes(source.read_bytes())
+    (clips / "deep_check.txt").write_text(DEEP_CHECK_TEXT)
+    (clips / "sentence.txt").write_text((audio / "sentence.txt").read_text())
+    run_standin(PARAKEET, "parakeet", clips)
+    run_standin(MAGPIE, "magpie", clips)
+    docker("rm", "-f", WHISPERX, check=False)
+
+    extra_certs = [
+        p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
+    ]
+    settings = Settings(
+        spark2_host=host["SSH_HOST"],
+        spark2_user=host["SSH_USER"],
+        spark2_ssh_port=int(host["SSH_PORT"]),
+        ssh_key=Path(host["SSH_KEY"]),
+        whisperx_container=WHISPERX,
+        whisperx_port=PORTS[WHISPERX],
+        whisperx_model_bundle=model_bundle,
+        whisperx_bundle_model="tiny.en",
+        whisperx_base_image=os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
+        whisperx_gpus="",
+        whisperx_memory="4g",
+        whisperx_extra_ca_certs=extra_certs,
+        legacy_asr_url=f"http://127.0.0.1:{PORTS[PARAKEET]}",
+        parakeet_container=PARAKEET,
+        magpie_url=f"http://127.0.0.1:{PORTS[MAGPIE]}",
+        magpie_container=MAGPIE,
+        api_token=API_TOKEN,
+        data_dir=tmp_path_factory.mktemp("control-data"),
+        watchdog_enabled=True,
+        watchdog_interval_s=1.0,
+        watchdog_failures=3,
+        watchdog_backoff_s=2.0,
+        watchdog_max_restarts=3,
+        health_cache_s=0.5,
+    )
+    server = LiveServer(create_app(settings)).start()
+    wait_until(lambda: _json(f"{settings.legacy_asr_url}/health"), 60, 0.5)
+    wait_until(lambda: _json(f"{settings.magpie_url}/health"), 60, 0.5)
+    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(600, connect=10)) as client:
+        yield Lab(settings, server, client, host)
+    server.stop()
+    for name in (PARAKEET, MAGPIE, WHISPERX):
+        docker("rm", "-f", name, check=False)
+    subprocess.run([REPO / "scripts" / "gpu-host.sh", "down", GPU_HOST], check=False)
+
+
+def events_of(lab: Lab, url: str, headers: dict[str, str] | None = None, stop=None) -> list[dict]:
+    got = read_until(lab.client, url, stop or (lambda e: e["event"] == "done"), headers=headers)
+    lab.exposed.append(json.dumps(got).encode())
+    return got
+
+
+def test_install_over_ssh_with_a_stream_cut_mid_install(lab: Lab):
+    started = lab.post("/api/whisperx/install", json={"hf_token": HF_TOKEN})
+    assert started.status_code == 202, started.text
+    job_id = lab.install_job = started.json()["job_id"]
+    url = f"/api/whisperx/install/{job_id}/stream"
+    assert lab.post("/api/whisperx/install").status_code == 409
+
+    first = events_of(lab, url, stop=lambda e: e["event"] == "phase" and e["data"]["phase"] == "ship")
+    assert lab.get(f"/api/whisperx/install/{job_id}").json()["state"] == "running", "cut mid-install"
+    rest = events_of(lab, url, headers={"Last-Event-ID": str(first[-1]["id"])})
+    whole = events_of(lab, url)
+    job = lab.get(f"/api/whisperx/install/{job_id}").json()
+
+    assert first + rest == whole, "no gap, no duplicate across the cut"
+    phases = [e["data"]["phase"] for e in whole if e["event"] == "phase"]
+    assert job["state"] == "successful", job["error"] or whole[-30:]
+    assert phases == ["preflight", "ship", "build", "start", "load", "ready"]
+    assert whole[-1] == {"id": whole[-1]["id"], "event": "done", "data": {"state": "successful", "rc": 0}}
+
+    status = lab.get("/api/whisperx/status").json()
+    assert status["installed"] and status["running"] and status["healthy"], status
+    assert status["health"]["diarizer_loaded"] is True and status["health"]["model"] in ("tiny.en", "whisper-tiny.en")
+    assert status["answered_from"] == "live"
+    assert status["job"] == {"id": job_id, "state": "successful", "phase": "ready"}
+    assert "whisperx" in {s["name"] for s in lab.get("/api/services").json()}
+
+
+def test_the_proxy_sends_speech_to_the_real_whisperx(lab: Lab, audio: Path):
+    response = lab.client.post(
+        "/api/audio/transcribe-with-speakers",
+        files={"file": ("sentence.wav", (audio / "sentence.wav").read_bytes(), "audio/wav")},
+        data={"language": "en"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-asr-backend"] == "whisperx"
+    body = response.json()
+    assert body["backend"] == "whisperx"
+    assert word_match((audio / "sentence.txt").read_text(), body["text"]) >= 0.6, body["text"]
+    assert {"task", "text", "language", "duration", "segments", "speakers"} <= set(body)
+
+
+def test_deep_checks_run_real_audio_through_each_service(lab: Lab):
+    whisperx = lab.post("/api/services/whisperx/deep-check").json()
+    parakeet = lab.post("/api/services/parakeet/deep-check").json()
+    magpie = lab.post("/api/services/magpie/deep-check").json()
+    assert whisperx["ok"] and whisperx["match"] >= 0.6, whisperx
+    assert parakeet["ok"] and parakeet["backend"] == "legacy", parakeet
+    assert magpie["ok"], magpie
+    assert magpie["roundtrip"]["asr"] == "whisperx", "espeak-ng speech heard back by the real WhisperX"
+
+
+def test_with_whisperx_stopped_the_proxy_answers_from_legacy_in_the_same_shape(lab: Lab, audio: Path):
+    stopped = lab.post("/api/services/whisperx/stop")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["result"]["running"] is False
+    response = lab.client.post(
+        "/api/audio/transcribe-with-speakers",
+        files={"file": ("sentence.wav", (audio / "sentence.wav").read_bytes(), "audio/wav")},
+    )
+    assert response.status_code == 200 and response.headers["x-asr-backend"] == "legacy"
+    assert response.json()["text"] == (audio / "sentence.txt").read_text().strip()
+    services = {s["name"]: s for s in lab.get("/api/services").json()}
+    assert services["whisperx"]["intent"] == "stopped" and services["whisperx"]["watchdog"]["restarts"] == []
+
+    assert lab.post("/api/services/whisperx/start").status_code == 200
+    wait_until(lambda: (lab.get("/api/whisperx/status").json()["health"] or {}).get("diarizer_loaded"), 300, 1)
+
+
+def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
+    parakeet = lab.settings.legacy_asr_url
+    uptime = httpx.get(f"{parakeet}/health").json()["uptime_s"]
+    httpx.post(f"{parakeet}/_standin/fault", json={"health": "500"})
+
+    def restarted() -> dict | None:
+        view = {s["name"]: s for s in lab.get("/api/services").json()}["parakeet"]
+        done = [r for r in view["watchdog"]["restarts"] if r["state"] != "running"]
+        return done[0] if done else None
+
+    restart = wait_until(restarted, 120, 1)
+    assert restart["state"] == "successful"
+    assert restart["reason"].startswith("3 failed health checks in a row")
+    health = wait_until(lambda: _json(f"{parakeet}/health"), 60, 0.5)
+    assert health["status"] == "ok", "the restart cleared the injected fault"
+    assert health["uptime_s"] < uptime + 120
+    job = lab.get(f"/api/jobs/{restart['job_id']}").json()
+    assert job["trigger"] == "watchdog" and job["result"]["service_result"]["running"] is True
+
+
+def _json(url: str) -> dict | None:
+    try:
+        response = httpx.get(url, timeout=2)
+        return response.json() if response.status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+def test_no_secret_appears_in_the_api_the_logs_or_the_artifacts(lab: Lab, logs: Captured):
+    """Every byte the API answered in this module, every log line, every file under the data directory."""
+    key_material = Path(lab.host["SSH_KEY"]).read_text().strip().splitlines()[1:-1]
+    assert key_material, "the SSH key has a body to search for"
+    for job in lab.get("/api/jobs", params={"limit": 500}).json():
+        lab.get(f"/api/jobs/{job['job_id']}")
+        lab.get(f"/api/jobs/{job['job_id']}/stream")
+    lab.get("/api/whisperx/status")
+    lab.get("/api/services")
+    exposed = b"".join(lab.exposed)
+    on_disk = b"".join(p.read_bytes() for p in lab.settings.data_dir.rglob("*") if p.is_file())
+    logged = "\n".join(logs.lines).encode()
+    assert len(on_disk) > 10_000 and len(exposed) > 10_000 and logged
+    for secret in [HF_TOKEN, API_TOKEN, *key_material]:
+        for where, haystack in (("API", exposed), ("data dir", on_disk), ("logs", logged)):
+            assert secret.encode() not in haystack, f"a secret appears in the {where}"
+    install = lab.settings.jobs_dir / str(lab.install_job)
+    assert (install / "artifacts" / str(lab.install_job) / "job_events").is_dir(), "the artifacts were searched"
+
+
+def test_remove_takes_whisperx_out_of_management(lab: Lab):
+    started = lab.post("/api/whisperx/remove")
+    assert started.status_code == 202
+    job_id = started.json()["job_id"]
+    done = events_of(lab, f"/api/whisperx/install/{job_id}/stream")[-1]
+    assert done["data"] == {"state": "successful", "rc": 0}
+    assert docker("container", "inspect", WHISPERX, check=False).returncode != 0
+    status = lab.get("/api/whisperx/status").json()
+    assert status["installed"] is False and status["running"] is False
+    assert "whisperx" not in {s["name"] for s in lab.get("/api/services").json()}
+    response = lab.client.post(
+        "/api/audio/transcribe-with-speakers",
+        files={"file": ("clip.wav", DEEP_CHECK_CLIP.read_bytes(), "audio/wav")},
+    )
+    assert response.headers["x-asr-backend"] == "legacy"
