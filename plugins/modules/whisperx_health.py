@@ -241,6 +241,17 @@ def killed_by_kernel(state, events):
     return bool(state.get("memory")) and str(last_exit_code(state, events)) == "137" and not sent
 
 
+def collapse_repeats(lines):
+    """A crash loop prints the same lines on every start; show each run of repeats once, counted."""
+    out = []
+    for line in lines:
+        if out and out[-1][0] == line:
+            out[-1][1] += 1
+        else:
+            out.append([line, 1])
+    return [line if count == 1 else f"{line}  (x{count})" for line, count in out]
+
+
 def stopped_reason(state, restarts_at_start, events):
     """Why a watched container can no longer become healthy, or None while it still can."""
     restarted = state["restarting"] or state["restart_count"] > restarts_at_start
@@ -340,7 +351,7 @@ def run(module, client):
             if params["wait"]:
                 message = stopped_message(name, reason, state, events)
                 if result["logs"]:
-                    message += " Last log lines:\n" + "\n".join(result["logs"])
+                    message += " Last log lines:\n" + "\n".join(collapse_repeats(result["logs"]))
                 module.fail_json(msg=message, **result)
             return result
 

@@ -1,0 +1,27 @@
+"""After a rolled-back upgrade and whisperx_state=absent (molecule scenario `rollback`)."""
+
+from __future__ import annotations
+
+import json
+
+NAME = "mol-whisperx-rollback"
+
+
+def test_whisperx_container_is_gone(host):
+    assert host.run(f"docker inspect {NAME}").rc != 0
+
+
+def test_legacy_parakeet_keeps_running(host):
+    state = json.loads(host.check_output("docker inspect mol-parakeet-asr"))[0]["State"]
+    assert state["Running"] is True
+    assert state["Restarting"] is False
+
+
+def test_the_token_file_went_with_the_container(host):
+    assert not host.file(f"{host.user().home}/.config/whisperx/{NAME}.hf_token").exists
+
+
+def test_images_and_models_stay_for_a_fast_reinstall(host):
+    assert host.file(f"{host.user().home}/whisperx-model-bundle/manifest.json").exists
+    images = host.check_output("docker images --format '{{.Repository}}:{{.Tag}}' spark-inference/whisperx-asr")
+    assert "spark-inference/whisperx-asr:ctx-" in images
