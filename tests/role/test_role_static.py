@@ -1,0 +1,178 @@
+"""The role documents every input, reads as its install phases, and its module is documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.role.helpers import REPO, _tool, ansible_env
+
+ROLE = REPO / "roles/whisperx"
+
+
+def load(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+def test_argument_specs_document_exactly_the_defaults():
+    defaults = load(ROLE / "defaults/main.yml")
+    options = load(ROLE / "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults)
+    for name, spec in options.items():
+        assert spec.get("default") == defaults[name], name
+        assert spec.get("description"), name
+
+
+def test_public_variables_carry_the_role_prefix_and_internal_ones_an_underscore():
+    assert all(name.startswith("whisperx_") for name in load(ROLE / "defaults/main.yml"))
+    assert all(name.startswith("_whisperx_") for name in load(ROLE / "vars/main.yml"))
+
+
+def test_defaults_follow_the_existing_deployment():
+    defaults = load(ROLE / "defaults/main.yml")
+    assert defaults["whisperx_container_name"] == "whisperx-asr"
+    assert defaults["whisperx_port"] == 8002
+    assert defaults["whisperx_model"] == "medium"
+    assert defaults["whisperx_memory"] == "40g"
+    assert defaults["whisperx_memory_swap"] == "{{ whisperx_memory }}"  # no swap beyond the cap
+    assert defaults["whisperx_gpus"] == "all"
+    assert defaults["whisperx_restart_policy"] == "unless-stopped"
+    assert defaults["whisperx_models_volume"] == "whisperx-models"
+    assert defaults["whisperx_build_dir"] == "~/whisperx-build"
+
+
+def test_every_model_spark_control_offers_is_accepted():
+    choices = load(ROLE / "meta/argument_specs.yml")["argument_specs"]["main"]["options"]["whisperx_model"]["choices"]
+    assert {"tiny", "tiny.en", "base", "small", "medium", "large-v3"} <= set(choices)
+
+
+def test_main_reads_as_the_install_phases_in_order():
+    text = (ROLE / "tasks/main.yml").read_text()
+    included = re.findall(r"include_tasks: (\w+)\.yml", text)
+    assert included[:5] == ["preflight", "ship", "build", "start", "load"]
+    for phase in included:
+        assert (ROLE / f"tasks/{phase}.yml").is_file()
+
+
+def test_docker_is_only_driven_through_community_docker_modules():
+    for path in [*(ROLE / "tasks").glob("*.yml"), ROLE / "handlers/main.yml", *(REPO / "playbooks").glob("*.yml")]:
+        text = path.read_text()
+        assert not re.search(r"^\s*(ansible\.builtin\.)?(shell|command|raw):.*docker", text, re.M), path
+        assert not re.search(r"argv:\s*\[\s*[\"']?docker", text), path
+
+
+def test_the_token_is_only_ever_read_inside_no_log_tasks():
+    for path in ROLE.rglob("*.yml"):
+        for task in load(path) or []:
+            if not isinstance(task, dict):
+                continue
+            blob = json.dumps({k: v for k, v in task.items() if k not in ("when", "name")})
+            if "whisperx_hf_token_file | expanduser)" in blob or "whisperx_hf_token if" in blob:
+                assert task.get("no_log") is True, (path, task.get("name"))
+
+
+def test_playbooks_target_the_agreed_groups():
+    hosts = {p.stem: load(p)[0]["hosts"] for p in (REPO / "playbooks").glob("*.yml")}
+    assert hosts == {
+        "whisperx": "whisperx",
+        "whisperx_remove": "whisperx",
+        "whisperx_status": "whisperx",
+        "service": "{{ service_hosts | default('spark2') }}",
+    }
+
+
+def test_example_inventory_has_both_groups(collection):
+    done = subprocess.run(
+        [_tool("ansible-inventory"), "-i", str(REPO / "inventory/example.yml"), "--list"],
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    groups = json.loads(done.stdout)
+    assert groups["whisperx"]["hosts"] and groups["spark2"]["hosts"]
+
+
+def test_ansible_doc_shows_the_health_module(collection):
+    done = subprocess.run(
+        [_tool("ansible-doc"), "--json", "spark.inference.whisperx_health"],
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(done.stdout)["spark.inference.whisperx_health"]
+    assert {"url", "container", "wait", "wait_timeout", "require"} <= set(doc["doc"]["options"])
+    assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
+    assert doc["examples"] and doc["return"]["healthy"]
+
+
+def test_ansible_doc_shows_the_role_entry_points(collection):
+    done = subprocess.run(
+        [_tool("ansible-doc"), "-t", "role", "--json", "spark.inference.whisperx"],
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    entry_points = json.loads(done.stdout)["spark.inference.whisperx"]["entry_points"]
+    assert {"main", "status"} <= set(entry_points)
+
+
+# -- the health module's decisions, without a Docker engine -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def health():
+    spec = importlib.util.spec_from_file_location("whisperx_health", REPO / "plugins/modules/whisperx_health.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def state(**kw):
+    base = dict(running=True, restarting=False, restart_count=0, oom_killed=False, exit_code=0, memory=2**30)
+    base.update(kw)
+    return base
+
+
+def test_healthy_only_when_every_required_model_is_loaded_and_no_error(health):
+    ready = {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True, "error": None}
+    assert health.is_healthy(ready, ["whisper", "diarizer"])
+    assert not health.is_healthy({**ready, "diarizer_loaded": False}, ["whisper", "diarizer"])
+    assert health.is_healthy({**ready, "diarizer_loaded": False}, ["whisper"])
+    assert not health.is_healthy({**ready, "status": "error", "error": "boom"}, ["whisper"])
+    assert not health.is_healthy(None, ["whisper"])
+
+
+def test_a_running_container_is_still_loading(health):
+    assert health.stopped_reason(state(), 0, []) is None
+
+
+def test_oom_is_named_from_the_state_the_event_or_an_unsent_sigkill_under_a_cap(health):
+    assert health.stopped_reason(state(running=False, oom_killed=True), 0, []) == "oom_killed"
+    oom_event = [{"Action": "oom"}, {"Action": "die", "Actor": {"Attributes": {"exitCode": "137"}}}]
+    assert health.stopped_reason(state(restart_count=2), 0, oom_event) == "oom_killed"
+    sigkill = [{"Action": "die", "Actor": {"Attributes": {"exitCode": "137"}}}]
+    assert health.stopped_reason(state(running=False, exit_code=137), 0, sigkill) == "oom_killed"
+    # docker kill / docker stop send the SIGKILL themselves: that is not the OOM killer
+    sent = [{"Action": "kill"}, *sigkill]
+    assert health.stopped_reason(state(running=False, exit_code=137), 0, sent) == "exited"
+
+
+def test_exits_and_crash_loops_are_told_apart(health):
+    died = [{"Action": "die", "Actor": {"Attributes": {"exitCode": "1"}}}]
+    assert health.stopped_reason(state(running=False, exit_code=1), 0, died) == "exited"
+    assert health.stopped_reason(state(restart_count=3), 1, died) == "restarting"
+    message = health.stopped_message("whisperx-asr", "restarting", state(restart_count=3), died)
+    assert "exited with code 1" in message and "3 restarts" in message
+
+
+def test_crash_loop_logs_are_collapsed(health):
+    assert health.collapse_repeats(["a", "a", "a", "b"]) == ["a  (x3)", "b"]
