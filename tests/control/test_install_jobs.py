@@ -271,3 +271,18 @@ def test_unknown_jobs_are_404(make_settings, serve):
 
 
 Serve = Callable[[Settings], LiveServer]
+
+
+def test_a_graceful_shutdown_interrupts_a_running_install(make_settings, serve):
+    settings = make_settings(fake_vars={"fake_step_delay": 12})
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job_id = start_install(client)
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["phase"] == "preflight")
+    server.stop()
+    record = json.loads((settings.jobs_dir / job_id / "job.json").read_text())
+    assert record["state"] == "interrupted" and record["phase"] == "failed"
+    again = serve(make_settings())
+    with httpx.Client(base_url=again.url, timeout=30) as client:
+        events = sse_events(client, f"/api/jobs/{job_id}/stream")
+    assert events[-1]["data"] == {"state": "interrupted", "rc": 254}
