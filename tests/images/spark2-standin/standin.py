@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import subprocess
 import tempfile
@@ -165,4 +164,5 @@ def synthesize(text: str = Form(...), language: str = Form("en-US"), voice: str 
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host=os.environ.get("STANDIN_HOST", "0.0.0.0"), port=int(os.environ.get("STANDIN_PORT", "8000")))
+    host = os.environ.get("STANDIN_HOST", "0.0.0.0")  # noqa: S104 - a container listens on all interfaces
+    uvicorn.run(app, host=host, port=int(os.environ.get("STANDIN_PORT", "8000")))
