@@ -15,6 +15,7 @@ from spark_control.schemas import DeepCheckResult, HealthCheckInfo, JobConflictB
 from spark_control.security import require_read, require_token
 from spark_control.services import ServiceRegistry, ServiceSpec
 from spark_control.watchdog import Watchdog
+from spark_control.whisperx import WhisperxMonitor
 
 router = APIRouter(prefix="/api/services", tags=["services"], dependencies=[Depends(require_read)])
 
@@ -33,6 +34,7 @@ def managed_spec(registry: ServiceRegistry, name: str) -> ServiceSpec:
 
 @router.get("", response_model=list[ServiceView])
 async def list_services(registry: Registry, watchdog: WatchdogDep) -> list[ServiceView]:
+    monitor = registry.whisperx
     specs = registry.managed()
     samples = await asyncio.gather(*(registry.probes[name].check() for name in specs))
     views = []
@@ -46,8 +48,8 @@ async def list_services(registry: Registry, watchdog: WatchdogDep) -> list[Servi
                 container=spec.container,
                 host_group=spec.host_group,
                 url=spec.url,
-                state=record.state,
-                state_at=record.state_at,
+                state=_state(name, record.state, monitor),
+                state_at=record.state_at or (monitor.container.checked_at if name == "whisperx" else None),
                 healthy=sample.ok,
                 health=HealthCheckInfo(
                     url=sample.url,
@@ -65,6 +67,13 @@ async def list_services(registry: Registry, watchdog: WatchdogDep) -> list[Servi
             )
         )
     return views
+
+
+def _state(name: str, recorded: str, monitor: WhisperxMonitor) -> str:
+    """The last action's container state; for WhisperX, what the last playbook that looked at it saw."""
+    if name != "whisperx" or recorded != "unknown" or monitor.container.running is None:
+        return recorded
+    return "running" if monitor.container.running else "exited"
 
 
 @router.post(

@@ -248,11 +248,19 @@ class JobManager:
             if record.state == "running":
                 _stop_orphan(record.pid, job.dir)
                 last = read_runner_events(job.artifact_dir)
-                record.state = "interrupted"
                 record.finished_at = (last[-1].created if last and last[-1].created else None) or iso(now())
-                record.error = "spark-control stopped while this job was running"
+                status, rc = _runner_outcome(job.artifact_dir)
+                if status:  # the runner finished; only spark-control's own bookkeeping was cut short
+                    record.state = _RUNNER_STATUS.get(status, "failed")
+                    record.rc = rc
+                    translator = job._new_translator()
+                    translate(last, translator)
+                    record.result = (translator.stats or {}).get("artifact_data") or {}
+                else:
+                    record.state = "interrupted"
+                    record.error = "spark-control stopped while this job was running"
                 if record.kind == "install":
-                    record.phase = "failed"
+                    record.phase = "ready" if record.state == "successful" else "failed"
                 job.final_id()
                 job.save()
                 job.done.set()
@@ -432,6 +440,16 @@ def _with_own_bin_dir(path: str) -> str:
     """PATH with spark-control's own bin directory first: a venv install finds its ansible-playbook."""
     own = str(Path(sys.executable).parent)
     return os.pathsep.join([own, *(p for p in path.split(os.pathsep) if p and p != own)])
+
+
+def _runner_outcome(artifact_dir: Path) -> tuple[str | None, int | None]:
+    """ansible-runner's own status and rc files, written when the playbook ended."""
+    try:
+        status = (artifact_dir / "status").read_text().strip()
+        rc_text = (artifact_dir / "rc").read_text().strip()
+    except OSError:
+        return None, None
+    return status or None, int(rc_text) if rc_text.lstrip("-").isdigit() else None
 
 
 def _stop_orphan(pid: int | None, job_dir: Path) -> None:

@@ -286,3 +286,20 @@ def test_a_graceful_shutdown_interrupts_a_running_install(make_settings, serve):
     with httpx.Client(base_url=again.url, timeout=30) as client:
         events = sse_events(client, f"/api/jobs/{job_id}/stream")
     assert events[-1]["data"] == {"state": "interrupted", "rc": 254}
+
+
+def test_a_job_the_runner_finished_just_before_the_server_died_keeps_its_outcome(make_settings, serve):
+    settings = make_settings()
+    first = serve(settings)
+    with httpx.Client(base_url=first.url, timeout=30) as client:
+        job_id = start_install(client)
+        wait_for_job(client, job_id)
+    first.stop()
+    path = settings.jobs_dir / job_id / "job.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "state": "running", "rc": None, "result": {}, "final_event_id": None}))
+    second = serve(make_settings())
+    with httpx.Client(base_url=second.url, timeout=30) as client:
+        job = client.get(f"/api/whisperx/install/{job_id}").json()
+    assert (job["state"], job["rc"], job["phase"]) == ("successful", 0, "ready")
+    assert job["result"]["whisperx_status"]["installed"] is True
