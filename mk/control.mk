@@ -18,8 +18,8 @@ control-standin-image: docker base-image ## the stand-in for Parakeet and Magpie
 	  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE_LOCAL) --label context-sha=$$sum \
 	    -t $(STANDIN_IMAGE) $(STANDIN_CONTEXT) >/dev/null; echo "stand-in image $(STANDIN_IMAGE) built"'
 
-control-tests: venv collection models fixtures gpu-host-image image control-standin-image ## spark-control against the real playbooks over SSH, the WhisperX image and the stand-ins
-	@$(STAGE) control-tests $(BIN)/pytest -m integration tests/control
+control-tests: venv collection models fixtures gpu-host-image image control-standin-image ## spark-control against the real playbooks over SSH, the WhisperX image, the stand-ins, Chromium
+	@$(STAGE) control-tests $(BIN)/pytest -m "integration or browser" tests/control
 
 bench-control: venv collection fixtures control-standin-image ## SSE latency and proxy memory: docs/benchmarks/control.md
 	@$(STAGE) bench-control $(PY) scripts/bench_control.py --out docs/benchmarks/control.md
