@@ -62,7 +62,7 @@ class Cancelled(Exception):
 
 class SpeechPipeline:
     def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
-                 window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.5):  # fmt: skip
+                 window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65):  # fmt: skip
         self.transcriber = transcriber
         self.diarization = diarization  # a pyannote SpeakerDiarization whose segmentation is shared
         self.segmentation = segmentation  # pyannote Inference: (chunks, frames, local speakers)

@@ -1,0 +1,56 @@
+"""The service's pipeline called in-process (no HTTP), to measure what the API layer costs.
+
+Runs inside the service image: `python /bench/inprocess.py AUDIO` with the same environment as the
+service. Loads the models the way the service does, decodes the file, runs SpeechPipeline.run and
+prints one JSON line: wall seconds for decode + pipeline, stage timings, peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app.audio import decode
+from app.config import Settings
+from app.loader import ModelLoader, prepare_environment
+from app.pipeline import Options, Timings
+from app.state import ServiceState
+
+
+def main() -> None:
+    settings = Settings()
+    prepare_environment(settings)
+    state = ServiceState()
+    ModelLoader(settings, state).run()
+    assert state.status == "ready", state.error
+    runs = []
+    for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 1):
+        workdir = Path(tempfile.mkdtemp())
+        try:
+            began = time.perf_counter()
+            audio = decode(Path(sys.argv[1]), workdir / "audio.s16le")
+            timings = Timings()
+            result = state.pipeline.run(audio, Options(), timings)
+            runs.append(time.perf_counter() - began)
+        finally:
+            shutil.rmtree(workdir)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "wall_s": [round(r, 3) for r in runs],
+                "stages": {k: round(v, 2) for k, v in timings.seconds.items()},
+                "peak_rss_mb": round(peak_kb / 1024),
+                "speakers": [s["id"] for s in result["speakers"]],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Benchmark the WhisperX service image on long audio: `make bench-service` (about an hour on 2 cores).
+
+Builds 1/5/30/90-minute recordings by concatenating the espeak dialogue and pyannote's sample with
+pauses (four speakers, known turns and words), then measures, all in one run on this machine:
+
+- the service over HTTP (CPU image, offline bundle, tiny.en): seconds per stage, real-time factor,
+  peak RSS of the service process during the request (VmHWM, reset before each request), the
+  speakers it found and how many words it gave the right speaker;
+- the plain sequential whisperX pipeline (scripts/bench/baseline.py) on the same files and models;
+- HTTP against in-process (scripts/bench/inprocess.py inside the same container);
+- WER and DER on the espeak dialogue and on pyannote's sample.
+
+Writes docs/benchmarks/service.md, service.png and service.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import wave
+from pathlib import Path
+
+import httpx
+import jiwer
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spark-inference"
+RATE = 16000
+PAUSE_S = 1.0
+GOAL_WALL_RATIO = 0.6
+GOAL_PEAK_RATIO = 1.5
+GOAL_HTTP_OVERHEAD = 0.03
+
+
+def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+# ---------------------------------------------------------------- audio and references
+
+
+def read_pcm(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2, path
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2")
+
+
+def write_pcm(path: Path, pcm: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+
+
+def rttm_turns(path: Path) -> list[tuple[float, float, str]]:
+    turns = []
+    for line in path.read_text().splitlines():
+        p = line.split()
+        if p and p[0] == "SPEAKER":
+            turns.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
+    return turns
+
+
+def stm_text(path: Path) -> str:
+    return " ".join(" ".join(line.split()[5:]) for line in path.read_text().splitlines() if line.strip())
+
+
+def build_long(minutes: float, blocks: list[dict], work: Path) -> dict:
+    """A recording of `minutes` cycling through blocks (dialogue, sample) with pauses; its reference turns."""
+    path = work / f"long-{minutes:g}min.wav"
+    meta = work / f"long-{minutes:g}min.json"
+    if path.is_file() and meta.is_file():
+        return {"path": path, **json.loads(meta.read_text())}
+    target = int(minutes * 60 * RATE)
+    gap = np.zeros(int(PAUSE_S * RATE), "<i2")
+    parts, turns, words, n, i = [], [], [], 0, 0
+    while n < target:
+        block = blocks[i % len(blocks)]
+        offset = n / RATE
+        turns += [(offset + s, offset + e, spk) for s, e, spk in block["turns"] if offset + e <= minutes * 60]
+        words.append(block["text"])
+        parts += [block["pcm"], gap]
+        n += len(block["pcm"]) + len(gap)
+        i += 1
+    write_pcm(path, np.concatenate(parts)[:target])
+    info = {"turns": turns, "text": " ".join(words), "blocks": i}
+    meta.write_text(json.dumps(info))
+    return {"path": path, **info}
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
+
+
+def _frames(turns, total_s: float, labels: list[str]) -> np.ndarray:
+    m = np.zeros((int(total_s * 100) + 1, len(labels)), bool)
+    for start, end, spk in turns:
+        m[int(start * 100) : int(end * 100), labels.index(spk)] = True
+    return m
+
+
+def _greedy_mapping(cooc: np.ndarray) -> dict[int, int]:
+    """One-to-one hypothesis -> reference mapping, largest overlaps first."""
+    mapping, used_h, used_r = {}, set(), set()
+    for flat in np.argsort(-cooc, axis=None):
+        h, r = np.unravel_index(flat, cooc.shape)
+        if h not in used_h and r not in used_r and cooc[h, r] > 0:
+            mapping[int(h)] = int(r)
+            used_h.add(h)
+            used_r.add(r)
+    return mapping
+
+
+def der(reference: list, hypothesis: list, total_s: float) -> float:
+    """Frame-level (10 ms) diarization error rate, no collar, overlap scored, greedy speaker mapping."""
+    ref_labels = sorted({t[2] for t in reference})
+    hyp_labels = sorted({t[2] for t in hypothesis})
+    ref = _frames(reference, total_s, ref_labels)
+    hyp = _frames(hypothesis, total_s, hyp_labels) if hyp_labels else np.zeros((ref.shape[0], 0), bool)
+    cooc = hyp.T.astype(np.int64) @ ref.astype(np.int64)
+    mapping = _greedy_mapping(cooc) if hyp_labels else {}
+    n_ref, n_hyp = ref.sum(1), hyp.sum(1)
+    mapped = np.zeros_like(ref)
+    for h, r in mapping.items():
+        mapped[:, r] |= hyp[:, h]
+    correct = (mapped & ref).sum(1)
+    errors = np.maximum(n_ref, n_hyp) - correct
+    return float(errors.sum() / max(n_ref.sum(), 1))
+
+
+def hypothesis_turns(result: dict) -> list[tuple[float, float, str]]:
+    return [(s["start"], s["end"], s["speaker"]) for s in result["segments"] if s["end"] > s["start"]]
+
+
+def word_speaker_accuracy(result: dict, turns: list) -> float:
+    ref_labels = sorted({t[2] for t in turns})
+    pairs = []
+    for seg in result["segments"]:
+        for w in seg["words"]:
+            mid = (w["start"] + w["end"]) / 2
+            inside = [spk for s, e, spk in turns if s <= mid <= e]
+            ref = inside[0] if inside else min(turns, key=lambda t: min(abs(t[0] - mid), abs(t[1] - mid)))[2]
+            pairs.append((w.get("speaker") or seg["speaker"], ref))
+    if not pairs:
+        return 0.0
+    hyp_labels = sorted({h for h, _ in pairs})
+    cooc = np.zeros((len(hyp_labels), len(ref_labels)), np.int64)
+    for h, r in pairs:
+        cooc[hyp_labels.index(h), ref_labels.index(r)] += 1
+    mapping = _greedy_mapping(cooc)
+    return sum(mapping.get(hyp_labels.index(h)) == ref_labels.index(r) for h, r in pairs) / len(pairs)
+
+
+# ---------------------------------------------------------------- the service
+
+
+class Service:
+    def __init__(self, image: str, bundle: Path, work: Path):
+        self.name = f"svc-bench-{uuid.uuid4().hex[:6]}"
+        docker(
+            "run", "-d", "--name", self.name, "-p", "127.0.0.1::8002",
+            "-v", f"{bundle}:/models:ro", "-v", f"{REPO / 'scripts/bench'}:/bench:ro", "-v", f"{work}:/data:ro",
+            "-e", "WHISPER_MODEL=tiny.en", "-e", "WHISPERX_MODEL_BUNDLE=/models", "-e", "PYTHONPATH=/srv",
+            image,
+        )  # fmt: skip
+        port = docker("port", self.name, "8002/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.pid = int(docker("inspect", "--format", "{{.State.Pid}}", self.name).stdout)
+        for _ in range(600):
+            try:
+                if httpx.get(f"{self.url}/health", timeout=5).json()["status"] == "ready":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"service did not become ready: {docker('logs', self.name, check=False).stderr[-2000:]}")
+
+    def status(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024  # MB
+        return 0
+
+    def transcribe(self, path: Path) -> tuple[dict, float, int, list]:
+        """(response, client wall seconds, peak RSS MB during the request, RSS samples)."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            self.hwm = True
+        except OSError:  # not root: fall back on the sampled maximum
+            self.hwm = False
+        samples, stop = [], threading.Event()
+        t0 = time.perf_counter()
+
+        def sample():
+            while not stop.is_set():
+                samples.append((round(time.perf_counter() - t0, 2), self.status("VmRSS")))
+                time.sleep(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        with path.open("rb") as f:
+            response = httpx.post(
+                f"{self.url}/v1/audio/transcribe-with-speakers", files={"file": (path.name, f)}, timeout=7200
+            )
+        wall = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        response.raise_for_status()
+        peak = max([rss for _, rss in samples] + [self.status("VmHWM") if self.hwm else 0])
+        return response.json(), wall, peak, samples
+
+    def inprocess(self, path: str, runs: int) -> dict:
+        out = docker("exec", self.name, "python", "/bench/inprocess.py", path, str(runs)).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+
+def baseline(image: str, bundle: Path, work: Path, path: Path) -> dict:
+    name = f"svc-bench-baseline-{uuid.uuid4().hex[:6]}"
+    proc = docker(
+        "run", "--rm", "--name", name, "-e", "PYTHONPATH=/srv",
+        "-v", f"{bundle}:/models:ro", "-v", f"{REPO / 'scripts/bench'}:/bench:ro", "-v", f"{work}:/data:ro",
+        image, "python", "/bench/baseline.py", f"/data/{path.name}", "/models",
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+
+def plot(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["lengths"]
+    minutes = [r["minutes"] for r in runs]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+
+    ax = axes[0]
+    x = np.arange(len(runs))
+    stages = [("decode_s", "decode"), ("vad_s", "VAD/segmentation"), ("transcribe_s", "transcribe"),
+              ("align_s", "word times"), ("diarize_s", "diarize")]  # fmt: skip
+    bottom = np.zeros(len(runs))
+    for key, label in stages:
+        vals = np.array([r["service"]["timings"].get(key, 0.0) for r in runs])
+        ax.bar(x - 0.2, vals, 0.38, bottom=bottom, label=f"service {label}")
+        bottom += vals
+    ax.plot(x - 0.2, [r["service"]["wall_s"] for r in runs], "k_", markersize=22, mew=3, label="service wall")
+    base = [r.get("baseline") for r in runs]
+    bottom = np.zeros(len(runs))
+    for key, label, color in (("decode_s", "decode", "#bbb"), ("transcribe_s", "VAD+transcribe", "#888"),
+                              ("diarize_s", "diarize", "#444")):  # fmt: skip
+        vals = np.array([b["timings"][key] if b else 0.0 for b in base])
+        ax.bar(x + 0.2, vals, 0.38, bottom=bottom, color=color, label=f"whisperX sequential {label}")
+        bottom += vals
+    ax.set_xticks(x, [f"{m:g} min" for m in minutes])
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds (log); stages overlap in the service")
+    ax.set_title("per-stage seconds: service (left) vs sequential whisperX (right)")
+    ax.legend(fontsize=6.5, loc="upper left")
+
+    ax = axes[1]
+    ax.plot(minutes, [r["service"]["rtf"] for r in runs], "o-", label="service (HTTP)")
+    bm = [(r["minutes"], r["baseline"]["rtf"]) for r in runs if r.get("baseline")]
+    if bm:
+        ax.plot(*zip(*bm, strict=True), "s--", label="sequential whisperX")
+    ax.set_xscale("log")
+    ax.set_xticks(minutes, [f"{m:g}" for m in minutes])
+    ax.set_xlabel("recording length (minutes)")
+    ax.set_ylabel("real-time factor (processing s / audio s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("real-time factor")
+    ax.legend()
+
+    ax = axes[2]
+    ax.plot(minutes, [r["service"]["peak_rss_mb"] for r in runs], "o-", label="service peak RSS")
+    bm = [(r["minutes"], r["baseline"]["peak_rss_mb"]) for r in runs if r.get("baseline")]
+    if bm:
+        ax.plot(*zip(*bm, strict=True), "s--", label="sequential whisperX peak RSS")
+    five = next((r["service"]["peak_rss_mb"] for r in runs if r["minutes"] == 5), None)
+    if five:
+        ax.axhline(GOAL_PEAK_RATIO * five, color="r", ls=":", label=f"goal: {GOAL_PEAK_RATIO}x the 5-min peak")
+    ax.set_xscale("log")
+    ax.set_xticks(minutes, [f"{m:g}" for m in minutes])
+    ax.set_xlabel("recording length (minutes)")
+    ax.set_ylabel("MB")
+    ax.set_ylim(bottom=0)
+    ax.set_title("peak resident memory")
+    ax.legend(fontsize=8)
+
+    fig.suptitle(f"whisperx-asr on {results['machine']['cpus']} CPU cores, tiny.en int8, {results['date']}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def report(results: dict, out: Path) -> None:
+    m, runs = results["machine"], results["lengths"]
+    lines = [
+        "# WhisperX service benchmark",
+        "",
+        f"Measured {results['date']} on {m['cpus']} CPU cores ({m['cpu']}), {m['memory_gb']} GB RAM, no GPU;"
+        f" {m['os']}; Docker {m['docker']}. Image `{results['image']}`, offline bundle, `WHISPER_MODEL=tiny.en`"
+        " (int8), CPU. Command: `make bench-service` (`scripts/bench_service.py`), "
+        f"{results['elapsed_min']:.0f} minutes in all.",
+        "",
+        "Long recordings are the espeak dialogue (two voices) and pyannote's sample (two people) in turn, with"
+        f" {PAUSE_S:g} s pauses, cut to length: four speakers whose turns and words are known.",
+        "The service is called over HTTP (`/v1/audio/transcribe-with-speakers`); its peak RSS is the service"
+        " process's VmHWM during the request (reset before each; the models, ~1.2 GB, stay resident)."
+        " The baseline is the plain sequential whisperX pipeline (`scripts/bench/baseline.py`) on the same"
+        " file and models, each run in a fresh container: whisperX's own VAD + batched transcription, no"
+        " alignment (no wav2vec2 weights offline), then pyannote's `SpeakerDiarization` over the whole file"
+        " with its defaults (10 % segmentation step) on the same segmentation-3.0 + CAM++ checkpoints, then"
+        " `assign_word_speakers`; its peak RSS is the process's maxrss.",
+        "",
+        "![per-stage seconds, real-time factor and peak memory](service.png)",
+        "",
+        "## Speed and memory",
+        "",
+        "| audio | service wall | RTF | decode | VAD | transcribe | word times | diarize | peak RSS |"
+        " speakers | words to right speaker | whisperX sequential wall | RTF | peak RSS | service / sequential |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        s, b = r["service"], r.get("baseline")
+        t = s["timings"]
+        row = (
+            f"| {r['minutes']:g} min | {s['wall_s']:.1f} s | {s['rtf']:.3f} | {t['decode_s']:.1f} | {t['vad_s']:.1f} |"
+            f" {t['transcribe_s']:.1f} | {t['align_s']:.1f} | {t['diarize_s']:.1f} | {s['peak_rss_mb']} MB |"
+            f" {s['speakers']} of 4 | {s['word_speaker_accuracy']:.0%} |"
+        )
+        if b:
+            row += f" {b['timings']['total_s']:.1f} s | {b['rtf']:.3f} | {b['peak_rss_mb']} MB |"
+            row += f" {r['wall_ratio']:.2f}x |"
+        else:
+            row += " not run | | | |"
+        lines.append(row)
+    lines += [
+        "",
+        "Stage columns are seconds of work per stage; in the service VAD + diarization run in one thread while"
+        " transcription runs in another, so they add up to more than the wall time.",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | |",
+        "|---|---|---|",
+    ]
+    g = results["goals"]
+    if g.get("peak_ratio") is not None:
+        lines.append(
+            f"| 90-min peak RSS <= {GOAL_PEAK_RATIO}x the 5-min peak | {g['peak_90']} MB / {g['peak_5']} MB ="
+            f" {g['peak_ratio']:.2f}x | {verdict(g['peak_ratio'] <= GOAL_PEAK_RATIO)} |"
+        )
+    for r in runs:
+        if r.get("wall_ratio") is not None:
+            lines.append(
+                f"| service wall <= {GOAL_WALL_RATIO}x sequential whisperX ({r['minutes']:g} min) |"
+                f" {r['service']['wall_s']:.1f} s / {r['baseline']['timings']['total_s']:.1f} s ="
+                f" {r['wall_ratio']:.2f}x | {verdict(r['wall_ratio'] <= GOAL_WALL_RATIO)} |"
+            )
+    h = results["http"]
+    lines.append(
+        f"| HTTP overhead <= {GOAL_HTTP_OVERHEAD:.0%} ({h['minutes']:g} min, median of {h['runs']}) |"
+        f" HTTP {h['http_s']:.2f} s vs in-process {h['inprocess_s']:.2f} s = {h['overhead']:+.1%} |"
+        f" {verdict(h['overhead'] <= GOAL_HTTP_OVERHEAD)} |"
+    )
+    lines += [
+        "",
+        "## Accuracy",
+        "",
+        'WER after lower-casing and dropping punctuation (numbers are not normalised: "100" against'
+        ' "one hundred" counts as an error). DER is frame-level (10 ms), no collar, overlap scored, computed'
+        " from the transcript's speaker-labelled segments (what a user gets), not from raw diarization turns.",
+        "",
+        "| file | WER | DER | speakers found / reference |",
+        "|---|---|---|---|",
+    ]
+    for q in results["quality"]:
+        lines.append(f"| {q['file']} | {q['wer']:.1%} | {q['der']:.1%} | {q['speakers']} / {q['reference_speakers']} |")
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
+    out.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- main
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    os_name = platform.platform()
+    if Path("/etc/os-release").is_file():
+        fields = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+        os_name = fields.get("PRETTY_NAME", os_name).strip('"')
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024),
+        "os": os_name,
+        "docker": docker("version", "--format", "{{.Server.Version}}").stdout.strip(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 30, 90])
+    parser.add_argument("--baseline-minutes", type=float, nargs="*", default=[1, 5, 30, 90])
+    parser.add_argument("--http-minutes", type=float, default=5)
+    parser.add_argument("--http-runs", type=int, default=3)
+    parser.add_argument("--image", default=os.environ.get("SERVICE_IMAGE", "spark-inference/whisperx-asr:cpu"))
+    parser.add_argument("--bundle", type=Path, default=Path(os.environ.get("SPARK_MODELS_DIR", CACHE / "models")))
+    parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get("SPARK_FIXTURES_DIR", CACHE / "fixtures")))
+    parser.add_argument("--work", type=Path, default=CACHE / "bench")
+    args = parser.parse_args()
+    began = time.time()
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    # pyannote's sample ships in the image's pyannote-audio wheel
+    sample_dir = args.work / "pyannote-sample"
+    if not (sample_dir / "sample.wav").is_file():
+        sample_dir.mkdir(exist_ok=True)
+        tmp = f"svc-bench-sample-{uuid.uuid4().hex[:6]}"
+        docker("create", "--name", tmp, args.image)
+        try:
+            site = "/opt/venv/lib/python3.11/site-packages/pyannote/audio/sample/."
+            docker("cp", f"{tmp}:{site}", str(sample_dir))
+        finally:
+            docker("rm", "-f", tmp, check=False)
+    dialogue_turns = rttm_turns(args.fixtures / "dialogue.rttm")
+    dialogue_text = " ".join(t["text"] for t in json.loads((args.fixtures / "dialogue.json").read_text())["turns"])
+    sample_turns = rttm_turns(sample_dir / "sample.rttm")
+    sample_text = stm_text(sample_dir / "sample.stm")
+    blocks = [
+        {"pcm": read_pcm(args.fixtures / "dialogue.wav"), "turns": dialogue_turns, "text": dialogue_text},
+        {"pcm": read_pcm(sample_dir / "sample.wav"), "turns": sample_turns, "text": sample_text},
+    ]
+    lengths = sorted(set(args.minutes) | {args.http_minutes})
+    recordings = {m: build_long(m, blocks, args.work) for m in lengths}
+
+    results = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "image": args.image,
+        "lengths": [],
+        "quality": [],
+        "notes": [],
+    }
+    service = Service(args.image, args.bundle, args.work)
+    try:
+        # accuracy on the two short references
+        for name, path, turns, text in (
+            ("espeak dialogue (38.9 s)", args.fixtures / "dialogue.wav", dialogue_turns, dialogue_text),
+            ("pyannote sample.wav (30 s)", sample_dir / "sample.wav", sample_turns, sample_text),
+        ):
+            result, *_ = service.transcribe(path)
+            results["quality"].append(
+                {
+                    "file": name,
+                    "wer": wer(text, result["text"]),
+                    "der": der(turns, hypothesis_turns(result), result["duration"]),
+                    "speakers": len(result["speakers"]),
+                    "reference_speakers": len({t[2] for t in turns}),
+                }
+            )
+            print(f"quality {name}: {results['quality'][-1]}", flush=True)
+
+        for minutes in sorted(args.minutes):
+            rec = recordings[minutes]
+            result, wall, peak, samples = service.transcribe(rec["path"])
+            entry = {
+                "minutes": minutes,
+                "service": {
+                    "wall_s": round(wall, 2),
+                    "rtf": wall / result["duration"],
+                    "timings": result["timings"],
+                    "peak_rss_mb": peak,
+                    "speakers": len(result["speakers"]),
+                    "word_speaker_accuracy": word_speaker_accuracy(result, rec["turns"]),
+                    "wer": wer(rec["text"], result["text"]),
+                    "rss_samples": samples[:: max(1, len(samples) // 200)],
+                },
+            }
+            results["lengths"].append(entry)
+            print(f"service {minutes:g} min: {json.dumps(entry['service'])[:400]}", flush=True)
+
+        rec = recordings[args.http_minutes]
+        http_runs = [service.transcribe(rec["path"])[1] for _ in range(args.http_runs)]
+        inproc = service.inprocess(f"/data/{rec['path'].name}", args.http_runs)
+        http_s, inproc_s = statistics.median(http_runs), statistics.median(inproc["wall_s"])
+        results["http"] = {
+            "minutes": args.http_minutes,
+            "runs": args.http_runs,
+            "http_s": http_s,
+            "inprocess_s": inproc_s,
+            "http_all": http_runs,
+            "inprocess_all": inproc["wall_s"],
+            "overhead": http_s / inproc_s - 1,
+        }
+        print(f"http vs in-process: {results['http']}", flush=True)
+    finally:
+        service.remove()
+
+    for entry in results["lengths"]:
+        if entry["minutes"] in args.baseline_minutes:
+            b = baseline(args.image, args.bundle, args.work, recordings[entry["minutes"]]["path"])
+            b["rtf"] = b["timings"]["total_s"] / b["duration_s"]
+            b["word_speaker_accuracy"] = None
+            entry["baseline"] = {k: v for k, v in b.items() if k != "segments"}
+            entry["wall_ratio"] = entry["service"]["wall_s"] / b["timings"]["total_s"]
+            print(f"baseline {entry['minutes']:g} min: {entry['baseline']}", flush=True)
+
+    peaks = {e["minutes"]: e["service"]["peak_rss_mb"] for e in results["lengths"]}
+    results["goals"] = {
+        "peak_5": peaks.get(5),
+        "peak_90": peaks.get(90),
+        "peak_ratio": peaks[90] / peaks[5] if 5 in peaks and 90 in peaks else None,
+    }
+    results["elapsed_min"] = (time.time() - began) / 60
+    results["notes"] = notes(results)
+    (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, args.out / "service.png")
+    report(results, args.out / "service.md")
+    print(f"wrote {args.out / 'service.md'}")
+    return 0
+
+
+def notes(results: dict) -> list[str]:
+    out = [
+        "Both pipelines use every core: CTranslate2 and torch threads = cores. The service overlaps its two"
+        " threads (VAD + diarization, transcription); on 2 cores they compete, on a GPU host they mostly wait"
+        " on different devices.",
+        "The service does more work than the baseline: it times every word (one extra cross-attention pass"
+        " per batch, the 'word times' column) where the baseline keeps only segment times.",
+        "Where the service gains: one segmentation pass instead of two (whisperX's VAD is a second pyannote"
+        " segmentation model), a 25 % segmentation step instead of 10 % (2.5x fewer chunks to embed),"
+        " inactive (chunk, speaker) pairs skipped instead of embedded, and diarization overlapped with"
+        " transcription.",
+    ]
+    for e in results["lengths"]:
+        if e.get("wall_ratio") is not None and e["wall_ratio"] > GOAL_WALL_RATIO:
+            out.append(
+                f"The {e['minutes']:g}-minute run misses the {GOAL_WALL_RATIO}x speed goal by"
+                f" {e['wall_ratio'] - GOAL_WALL_RATIO:.2f}x."
+            )
+    g = results["goals"]
+    if g.get("peak_ratio") is not None and g["peak_ratio"] > GOAL_PEAK_RATIO:
+        out.append(f"The memory goal is missed: the 90-minute peak is {g['peak_ratio']:.2f}x the 5-minute one.")
+    h = results.get("http")
+    if h and h["overhead"] > GOAL_HTTP_OVERHEAD:
+        out.append(
+            f"HTTP overhead is {h['overhead']:.1%}, over the {GOAL_HTTP_OVERHEAD:.0%} goal; the in-process"
+            " run shares the container with the idle service, and run-to-run noise on 2 shared cores is a few %."
+        )
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
