@@ -15,7 +15,7 @@ from tests.role.helpers import run_playbook, write_inventory
 # They run ansible-playbook (about a second each), so they belong with the role's slower tests.
 pytestmark = pytest.mark.integration
 
-CLOSED_PORT = 2229  # in the role's test range and never listened on
+CLOSED_PORT = 2228  # in the role's test range and never listened on
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,8 @@ class Health(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 ignores signals it has no handler for; docker stop would wait 10 s for nothing.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if MODE == "oom":
         print("stub: allocating until the memory cap stops it", flush=True)
         hog = []
