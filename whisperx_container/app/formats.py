@@ -100,7 +100,8 @@ def diarized_json(result: dict) -> dict:
         "language": result["language"],
         "duration": result["duration"],
         "segments": [
-            {k: seg[k] for k in ("id", "type", "start", "end", "speaker", "text")} for seg in result["segments"]
+            {"type": "transcript.text.segment", **{k: seg[k] for k in ("id", "start", "end", "speaker", "text")}}
+            for seg in result["segments"]
         ],
         "model": result["model"],
         "usage": {"type": "duration", "seconds": result["duration"]},

@@ -180,10 +180,15 @@ class SpeechPipeline:
             }
             if diarized:
                 item["speaker"] = seg.get("speaker") or "SPEAKER_00"
+                for word in item["words"]:
+                    word.setdefault("speaker", item["speaker"])
             out_segments.append(item)
         speakers: dict[str, float] = {}
         for start, end, label in turns:
             speakers[label] = speakers.get(label, 0.0) + (end - start)
+        for seg in out_segments:  # speech the diarization did not cover still names its speaker
+            if diarized and seg["speaker"] not in speakers:
+                speakers[seg["speaker"]] = seg["end"] - seg["start"]
         return {
             "task": "transcribe",
             "language": language,

@@ -1,0 +1,65 @@
+"""The transcript renderers on their own (no image needed): timestamps and shapes a player or client expects."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location(
+    "whisperx_formats", Path(__file__).parents[2] / "whisperx_container/app/formats.py"
+)
+formats = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(formats)
+
+RESULT = {
+    "language": "en",
+    "duration": 3725.5,
+    "text": "Hello there. Hi.",
+    "model": "tiny.en",
+    "backend": "whisperx",
+    "speakers": [{"id": "SPEAKER_00", "duration": 1.2}, {"id": "SPEAKER_01", "duration": 0.4}],
+    "segments": [
+        {"id": 0, "start": 0.5, "end": 1.7, "text": "Hello there.", "speaker": "SPEAKER_00", "avg_logprob": -0.2,
+         "words": [{"word": "Hello", "start": 0.5, "end": 0.9, "probability": 0.9, "speaker": "SPEAKER_00"},
+                   {"word": "there.", "start": 1.0, "end": 1.7, "probability": 0.8, "speaker": "SPEAKER_00"}]},
+        {"id": 1, "start": 3723.25, "end": 3723.65, "text": "Hi.", "speaker": "SPEAKER_01", "avg_logprob": -0.1,
+         "words": [{"word": "Hi.", "start": 3723.25, "end": 3723.65, "probability": 0.95, "speaker": "SPEAKER_01"}]},
+    ],
+}  # fmt: skip
+
+
+def test_srt_numbers_cues_and_uses_commas_past_the_hour():
+    srt = formats.srt(RESULT)
+    assert srt.startswith("1\n00:00:00,500 --> 00:00:01,700\n[SPEAKER_00] Hello there.\n")
+    assert "2\n01:02:03,250 --> 01:02:03,650\n[SPEAKER_01] Hi.\n" in srt
+
+
+def test_vtt_has_a_header_dots_and_voice_tags():
+    vtt = formats.vtt(RESULT)
+    assert vtt.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.700\n<v SPEAKER_00>Hello there.\n")
+
+
+def test_verbose_json_gives_words_only_when_asked():
+    plain = formats.verbose_json(RESULT, set(), 0.0)
+    assert "words" not in plain and len(plain["segments"]) == 2
+    words = formats.verbose_json(RESULT, {"word"}, 0.0)
+    assert "segments" not in words
+    assert [w["word"] for w in words["words"]] == ["Hello", "there.", "Hi."]
+
+
+def test_diarized_json_is_the_transcript_without_words_speakers_backend_or_timings():
+    body = formats.diarized_json(RESULT)
+    assert {"words", "speakers", "backend", "timings"}.isdisjoint(body)
+    assert set(body["segments"][0]) == {"id", "type", "start", "end", "speaker", "text"}
+    assert body["segments"][0]["type"] == "transcript.text.segment"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"])
+def test_every_response_format_renders(fmt: str):
+    response = formats.render(RESULT, fmt, set(), 0.0)
+    assert response.status_code == 200
+    if fmt.endswith("json"):
+        assert json.loads(response.body)["text"] == "Hello there. Hi."
