@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from spark_control import __version__
 from spark_control.config import Settings, get_settings
 from spark_control.proxy import AudioProxy
-from spark_control.routers import audio, health, jobs, services, session, whisperx
+from spark_control.routers import audio, dashboard, health, jobs, services, session, whisperx
 from spark_control.runner.jobs import JobManager
 from spark_control.security import Auth
 from spark_control.services import ServiceRegistry
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.auth = auth
-    for module in (health, session, whisperx, jobs, audio, services):
+    for module in (health, session, whisperx, jobs, audio, services, dashboard):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     return app

@@ -1,0 +1,64 @@
+// One way to call the API: JSON in, JSON out, errors as ApiError with the server's own message.
+
+import { sessionExpired, signIn } from "./session.js";
+
+export class ApiError extends Error {
+  constructor(status, message, body = null, headers = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+/** The message in any of the API's error shapes: OpenAI's {error: {message}}, FastAPI's {detail}. */
+export function errorMessage(body, status) {
+  if (body && typeof body === "object") {
+    if (body.error && typeof body.error === "object" && body.error.message) return String(body.error.message);
+    if (typeof body.error === "string") return body.error;
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) {
+      return body.detail.map((d) => [d.loc?.slice(1).join("."), d.msg].filter(Boolean).join(": ")).join("; ");
+    }
+    if (typeof body.message === "string") return body.message;
+  }
+  if (typeof body === "string" && body.trim() && body.length < 300) return body.trim();
+  return status ? `HTTP ${status}` : "no answer";
+}
+
+export function parseBody(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * api("/api/whisperx/status"), api(path, {method: "POST", json: {...}}).
+ * A 401 opens the sign-in dialog once and repeats the request; `why` says what needs the token.
+ */
+export async function api(path, { method = "GET", json, signal, why, retryAuth = true } = {}) {
+  const init = { method, signal, credentials: "same-origin", headers: { accept: "application/json" } };
+  if (json !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "spark-control did not answer. Is it running?");
+  }
+  if (response.status === 401 && retryAuth) {
+    sessionExpired();
+    await signIn(why || (method === "GET" ? "This spark-control protects reads too." : "This action needs the API token."));
+    return api(path, { method, json, signal, why, retryAuth: false });
+  }
+  const body = parseBody(await response.text());
+  if (!response.ok) throw new ApiError(response.status, errorMessage(body, response.status), body, response.headers);
+  return body;
+}

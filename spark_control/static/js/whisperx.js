@@ -1,0 +1,250 @@
+// The WhisperX status card, the "Install WhisperX" banner, the running-job banner and the removal.
+
+import { api } from "./api.js";
+import { confirmAction } from "./confirm.js";
+import { $, busy, setText, show, toast } from "./dom.js";
+import { ago, clock, localTime } from "./format.js";
+import { PHASES, jobUrl } from "./progress-dialog.js";
+import { ensureSignedIn, SignInCanceled } from "./session.js";
+
+const HOST_STATE = { true: "reachable", false: "unreachable", null: "unknown" };
+
+export class WhisperxPanel {
+  constructor(dialog, { onChange = () => {}, notice = () => {} } = {}) {
+    this.dialog = dialog;
+    this.onChange = onChange;
+    this.notice = notice;
+    this.status = null;
+    this.fetchedAt = 0;
+    this.firstRender = true;
+    this.jobViews = new Map(); // finished jobs' records, read once
+    this.inflight = null;
+    $("#install-button").addEventListener("click", () => this.install());
+    $("#remove-button").addEventListener("click", () => this.remove());
+    $("#status-refresh").addEventListener("click", () => busy($("#status-refresh"), () => this.refresh()));
+    $("#job-banner-show").addEventListener("click", () => this.dialog.open());
+    for (const id of ["#last-job-log", "#install-last-log"]) {
+      $(id).addEventListener("click", () => this.status?.job && this.dialog.attach(this.status.job.id));
+    }
+    setInterval(() => this.status && this.renderSource(), 1000);
+  }
+
+  /** GET /api/whisperx/status and render it; concurrent callers share one request. */
+  refresh() {
+    this.inflight ??= this.load().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  async load() {
+    try {
+      this.status = await api("/api/whisperx/status");
+      this.fetchedAt = performance.now();
+      this.notice("whisperx", "");
+      await this.render();
+    } catch (error) {
+      const why = error instanceof SignInCanceled ? "sign in to see it" : error.message;
+      this.notice("whisperx", `The WhisperX status is unavailable: ${why}`);
+    }
+  }
+
+  // -- rendering ---------------------------------------------------------------------------------------
+  async render() {
+    const s = this.status;
+    const health = s.health ?? {};
+    const job = s.job;
+    const jobRunning = job?.state === "running";
+
+    flag("#wx-installed", s.installed, "Installed", "Not installed");
+    flag("#wx-running", s.running, "Running", "Not running", s.installed);
+    flag("#wx-healthy", s.healthy, "Healthy", "Not healthy", s.running);
+    const [summary, tone] = summarize(s, jobRunning);
+    const badge = $("#wx-summary");
+    setText(badge, summary);
+    badge.className = `badge ${tone}`;
+
+    setText($("#wx-model"), health.model ?? "—");
+    setText($("#wx-device"), health.device ? [health.device, health.compute_type].filter(Boolean).join(" · ") : "—");
+    setText($("#wx-diarizer"), "diarizer_loaded" in health ? (health.diarizer_loaded ? "loaded" : "loading") : "—");
+    setText($("#wx-aligner"), { wav2vec2: "wav2vec2 alignment", whisper: "from Whisper" }[health.aligner] ?? "—");
+    const queue = health.queue;
+    setText($("#wx-queue"), queue ? `${queue.running} running · ${queue.waiting} waiting (limit ${queue.limit})` : "—");
+    setText($("#wx-version"), health.version ?? "—");
+    setText($("#wx-host"), HOST_STATE[String(s.host_reachable)] ?? "unknown");
+    setText($("#wx-url"), s.url);
+    this.renderSource();
+    const problem = health.error || s.checks?.container?.error || "";
+    setText($("#wx-error"), problem);
+    show($("#wx-error"), Boolean(problem));
+
+    setText($("#install-host"), hostOf(s.url));
+    show($("#install-banner"), !s.installed && !jobRunning);
+    $("#install-button").disabled = jobRunning;
+    show($("#remove-button"), s.installed && !jobRunning);
+    show($("#last-job-log"), Boolean(job) && !jobRunning);
+    await this.renderLastAttempt(s, job);
+
+    if (jobRunning && this.dialog.job?.id !== job.id) {
+      // Another tab started it, or this page was reloaded: follow it (and show it on a fresh page).
+      await this.dialog.attach(job.id, { open: this.firstRender });
+    }
+    this.firstRender = false;
+    this.onProgress(this.dialog.job ? this.progress : null);
+  }
+
+  /** The status line: live /health or the cached container state, and how old each is. */
+  renderSource() {
+    const s = this.status;
+    const since = (performance.now() - this.fetchedAt) / 1000;
+    const health = s.checks?.health;
+    const container = s.checks?.container;
+    let text;
+    if (s.answered_from === "live") {
+      text = `Live: /health answered in ${Math.round(health?.latency_ms ?? 0)} ms, ${ago((health?.age_s ?? 0) + since)}.`;
+    } else {
+      const silent = health?.error ? `/health does not answer (${health.error})` : "/health does not answer";
+      const age = container?.age_s;
+      const seen =
+        age === null || age === undefined
+          ? "No playbook has looked at the host yet."
+          : `Container state from the last ${container.source}, ${ago(age + since)}${container.stale ? " (stale)" : ""}.`;
+      text = `Cached: ${silent}. ${seen}${container?.refreshing ? " Checking the host now…" : ""}`;
+    }
+    setText($("#wx-source"), text);
+    $("#wx-source").title = health?.checked_at ? `/health checked ${localTime(health.checked_at)}` : "";
+  }
+
+  async renderLastAttempt(s, job) {
+    const line = $("#install-last");
+    const failed = job && !s.installed && ["failed", "canceled", "interrupted"].includes(job.state);
+    if (!failed) {
+      show(line, false);
+      show($("#install-last-log"), false);
+      return;
+    }
+    let view = this.jobViews.get(job.id);
+    if (!view) {
+      try {
+        view = await api(jobUrl(job.id));
+        this.jobViews.set(job.id, view);
+      } catch {
+        return;
+      }
+    }
+    const what = view.kind === "remove" ? "removal" : "install";
+    const verb = { canceled: "was canceled", interrupted: "was interrupted" }[view.state] ?? "failed";
+    const when = view.finished_at ? ` (${localTime(view.finished_at)})` : "";
+    setText(line, `The last ${what} ${verb}${when}${view.error ? `: ${firstLine(view.error)}` : "."}`);
+    show(line, true);
+    show($("#install-last-log"), true);
+  }
+
+  /** From the progress dialog: the running job's banner while its dialog is hidden. */
+  onProgress(progress) {
+    this.progress = progress;
+    const visible = Boolean(progress?.running) && !progress.open;
+    show($("#job-banner"), visible);
+    if (visible) {
+      show($("#install-banner"), false);
+      setText($("#job-banner-title"), progress.kind === "remove" ? "Removing WhisperX" : "Installing WhisperX");
+      const phase = PHASES.includes(progress.phase) ? `phase ${PHASES.indexOf(progress.phase) + 1} of 5: ${progress.phase}` : "starting";
+      setText($("#job-banner-phase"), phase);
+      setText($("#job-banner-elapsed"), clock(progress.elapsed));
+    }
+  }
+
+  // -- actions -----------------------------------------------------------------------------------------
+  async install() {
+    const tokenInput = $("#install-hf-token");
+    const body = {};
+    if ($("#install-model").value) body.model = $("#install-model").value;
+    if (tokenInput.value.trim()) body.hf_token = tokenInput.value.trim();
+    this.installError("");
+    try {
+      await ensureSignedIn("Installing WhisperX needs the API token.");
+      const started = await busy(
+        $("#install-button"),
+        () => api("/api/whisperx/install", { method: "POST", json: body, why: "Installing WhisperX needs the API token." }),
+        "Starting…",
+      );
+      tokenInput.value = "";
+      await this.dialog.attach(started.job_id);
+    } catch (error) {
+      if (error instanceof SignInCanceled) return;
+      if (error.status === 409 && error.body?.job_id) {
+        toast("An install or removal is already running: here it is.");
+        await this.dialog.attach(error.body.job_id);
+        return;
+      }
+      if (error.status !== 422) tokenInput.value = "";
+      this.installError(`The install did not start: ${error.message}`);
+    } finally {
+      this.refresh();
+    }
+  }
+
+  async remove() {
+    const s = this.status;
+    const confirmed = await confirmAction({
+      title: "Remove WhisperX?",
+      body:
+        `This stops and removes the WhisperX container on ${hostOf(s?.url)}. Its image and downloaded models stay, ` +
+        "so a later install is quick. Parakeet is not touched: transcriptions go back to it.",
+      confirm: "Remove WhisperX",
+      cancel: "Keep it",
+    });
+    if (!confirmed) return;
+    try {
+      await ensureSignedIn("Removing WhisperX needs the API token.");
+      const started = await busy($("#remove-button"), () => api("/api/whisperx/remove", { method: "POST" }), "Removing…");
+      await this.dialog.attach(started.job_id);
+    } catch (error) {
+      if (error instanceof SignInCanceled) return;
+      if (error.status === 409 && error.body?.job_id) {
+        toast("An install or removal is already running: here it is.");
+        await this.dialog.attach(error.body.job_id);
+        return;
+      }
+      toast(`The removal did not start: ${error.message}`, "bad", 10000);
+    } finally {
+      this.refresh();
+    }
+  }
+
+  installError(text) {
+    const node = $("#install-error");
+    setText(node, text);
+    show(node, Boolean(text));
+  }
+}
+
+function flag(selector, value, yes, no, relevant = true) {
+  const node = $(selector);
+  setText(node, value ? yes : no);
+  node.className = `flag ${value ? "yes" : relevant ? "bad" : "no"}`;
+}
+
+function summarize(s, jobRunning) {
+  const health = s.health ?? {};
+  if (jobRunning) return ["install running", "info"];
+  if (!s.installed) return ["not installed", ""];
+  if (s.healthy) return ["ready", "ok"];
+  if (s.running && health.status === "loading") return ["loading models", "warn"];
+  if (s.running && health.status === "error") return ["error", "bad"];
+  if (!s.running) return ["stopped", "bad"];
+  return s.answered_from === "live" ? ["not healthy", "bad"] : ["not answering", "bad"];
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return "the WhisperX host";
+  }
+}
+
+function firstLine(text) {
+  const line = String(text).split("\n").find((l) => l.trim()) ?? "";
+  return line.length > 240 ? `${line.slice(0, 240)}…` : line;
+}
