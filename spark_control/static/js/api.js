@@ -38,9 +38,10 @@ export function parseBody(text) {
 
 /**
  * api("/api/whisperx/status"), api(path, {method: "POST", json: {...}}).
- * A 401 opens the sign-in dialog once and repeats the request; `why` says what needs the token.
+ * A 401 on an action opens the sign-in dialog once and repeats the request (`why` says what needs the
+ * token). Reads do not prompt by default: a poll must not reopen a dialog the operator just closed.
  */
-export async function api(path, { method = "GET", json, signal, why, retryAuth = true } = {}) {
+export async function api(path, { method = "GET", json, signal, why, prompt = method !== "GET" } = {}) {
   const init = { method, signal, credentials: "same-origin", headers: { accept: "application/json" } };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
@@ -53,10 +54,10 @@ export async function api(path, { method = "GET", json, signal, why, retryAuth =
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, "spark-control did not answer. Is it running?");
   }
-  if (response.status === 401 && retryAuth) {
-    sessionExpired();
-    await signIn(why || (method === "GET" ? "This spark-control protects reads too." : "This action needs the API token."));
-    return api(path, { method, json, signal, why, retryAuth: false });
+  if (response.status === 401) sessionExpired();
+  if (response.status === 401 && prompt) {
+    await signIn(why || "This action needs the API token.");
+    return api(path, { method, json, signal, why, prompt: false });
   }
   const body = parseBody(await response.text());
   if (!response.ok) throw new ApiError(response.status, errorMessage(body, response.status), body, response.headers);

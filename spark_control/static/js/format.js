@@ -43,6 +43,7 @@ export function secondsSince(iso) {
 
 export function duration(seconds) {
   const s = Number(seconds) || 0;
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
   if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
   return clock(s);
 }
@@ -56,4 +57,28 @@ export function bytes(n) {
     unit += 1;
   }
   return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+export function plural(n, word, many = `${word}s`) {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/**
+ * The message of an Ansible failure line ('fatal: [host]: FAILED! => {"msg": "..."}'), else the
+ * first non-empty line; the whole text stays available where the details are shown.
+ */
+export function failureMessage(text) {
+  const raw = String(text ?? "");
+  const result = raw.match(/=> (\{[\s\S]*\})\s*$/);
+  if (result) {
+    try {
+      const parsed = JSON.parse(result[1]);
+      const message = parsed.msg ?? parsed.message ?? parsed.stderr ?? parsed.reason;
+      if (typeof message === "string" && message.trim()) return message.trim();
+    } catch {
+      // not JSON after all: fall through to the first line
+    }
+  }
+  const line = raw.split("\n").find((l) => l.trim()) ?? "";
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line.trim();
 }

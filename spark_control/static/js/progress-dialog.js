@@ -8,7 +8,7 @@
 import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, busy, el, setText, show } from "./dom.js";
-import { clock } from "./format.js";
+import { clock, failureMessage } from "./format.js";
 import { LogView } from "./log-view.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
@@ -307,12 +307,15 @@ export class ProgressDialog {
     }[job.state] ?? `The ${what} failed${where}.`;
     setText($("#progress-title"), install ? "Install failed" : "Removal failed");
     if (job.state === "canceled") setText($("#progress-title"), install ? "Install canceled" : "Removal canceled");
-    this.status(headline, "bad");
+    this.status(""); // the failure box below is an alert: it is announced, and said once
     const box = $("#progress-failure");
+    const message = view?.error ? failureMessage(view.error) : "";
+    const raw = view?.error && view.error.trim() !== message ? view.error : "";
     box.replaceChildren(
       el("strong", {}, headline),
-      view?.error ? el("pre", {}, view.error) : null,
-      el("p", { class: "small" }, "The log above has the details. ", install ? "Parakeet still serves transcriptions." : ""),
+      message ? el("p", { class: "failure-message" }, message) : null,
+      raw ? el("details", {}, el("summary", {}, "Ansible's whole message"), el("pre", {}, raw)) : null,
+      el("p", { class: "small" }, "The log below has the details. ", install ? "Parakeet still serves transcriptions." : ""),
     );
     show(box, true);
     setText($("#progress-retry"), install ? "Retry install" : "Retry removal");

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, el, setText } from "./dom.js";
-import { ago, duration, localTime, secondsSince } from "./format.js";
+import { ago, duration, failureMessage, localTime, plural, secondsSince } from "./format.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
 const ACTIONS = [
@@ -36,7 +36,7 @@ export class ServicesTable {
     try {
       services = await api("/api/services");
     } catch (error) {
-      const why = error instanceof SignInCanceled ? "sign in to see them" : error.message;
+      const why = error.status === 401 ? "sign in (top right) to see them" : error.message;
       this.notice("services", `The services are unavailable: ${why}`);
       return;
     }
@@ -116,7 +116,7 @@ export class ServicesTable {
     fill(
       row.watchdog,
       watch,
-      detail(`${restarts.length} restart${restarts.length === 1 ? "" : "s"}, ${w.restarts_last_hour ?? 0} in the last hour`),
+      detail(`${plural(restarts.length, "restart")}, ${w.restarts_last_hour ?? 0} in the last hour`),
       last ? detail(`last ${ago(secondsSince(last.at))}: ${last.state}${last.reason ? ` (${last.reason})` : ""}`, localTime(last.at)) : null,
       w.gave_up_at ? detail(`after ${w.max_restarts_per_hour} restarts in an hour, ${localTime(w.gave_up_at)}; start it to resume`) : null,
     );
@@ -126,7 +126,7 @@ export class ServicesTable {
       row.check,
       c ? badge(c.ok ? "passed" : "failed", c.ok ? "ok" : "bad") : detail("not run yet"),
       c ? detail(`${ago(secondsSince(c.at))}, ${duration(c.latency_ms / 1000)}`, localTime(c.at)) : null,
-      c && !c.ok && c.error ? detail(c.error) : null,
+      c && !c.ok && c.error ? detail(failureMessage(c.error)) : null,
     );
 
     if (!row.busy) this.enable(row);
@@ -181,8 +181,9 @@ export class ServicesTable {
       } else if (error.status === 409) {
         say(row, `Busy: ${error.message}. Try again when it has finished.`, "bad");
       } else if (error.status === 502 || error.status === 504) {
-        const why = error.body?.error ?? (error.status === 504 ? "it is still running after the time limit" : "the playbook failed");
-        say(row, `${label} failed: ${why}`, "bad");
+        const raw = error.body?.error;
+        const why = raw ? failureMessage(raw) : error.status === 504 ? "still running after the time limit" : "the playbook failed";
+        say(row, `${label} failed: ${why}`, "bad", raw);
       } else {
         say(row, `${label} failed: ${error.message}`, "bad");
       }
@@ -196,9 +197,10 @@ export class ServicesTable {
   }
 }
 
-function say(row, text, tone) {
+function say(row, text, tone, details = "") {
   setText(row.feedback, text);
   row.feedback.className = `feedback ${tone}`.trim();
+  row.feedback.title = details ?? "";
 }
 
 function fill(cell, ...children) {

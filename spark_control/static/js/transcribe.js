@@ -3,7 +3,7 @@
 
 import { errorMessage, parseBody } from "./api.js";
 import { $, el, setText, show, toast } from "./dom.js";
-import { bytes, clock, duration, position } from "./format.js";
+import { bytes, clock, duration, plural, position } from "./format.js";
 
 const ENDPOINT = "/api/audio/transcribe-with-speakers";
 const PALETTE_SIZE = 8;
@@ -98,7 +98,7 @@ export class TranscribePanel {
     if (xhr.status === 200 && body && typeof body === "object" && Array.isArray(body.segments)) {
       this.result = { body, text: xhr.responseText, name: file.name };
       this.render(body, xhr.getResponseHeader("X-ASR-Backend"), xhr.getResponseHeader("X-ASR-Fallback-Reason"));
-      setText($("#transcribe-status"), `Done in ${duration(seconds)}: ${body.segments.length} segments, ${speakerIds(body).length} speakers.`);
+      setText($("#transcribe-status"), `Done in ${duration(seconds)}: ${plural(body.segments.length, "segment")}, ${plural(speakerIds(body).length, "speaker")}.`);
       return;
     }
     const message = errorMessage(body, xhr.status);

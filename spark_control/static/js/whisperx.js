@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, busy, setText, show, toast } from "./dom.js";
-import { ago, clock, localTime } from "./format.js";
+import { ago, clock, failureMessage, localTime } from "./format.js";
 import { PHASES, jobUrl } from "./progress-dialog.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
@@ -20,6 +20,10 @@ export class WhisperxPanel {
     this.jobViews = new Map(); // finished jobs' records, read once
     this.inflight = null;
     $("#install-button").addEventListener("click", () => this.install());
+    $("#install-options").addEventListener("submit", (event) => {
+      event.preventDefault(); // Enter in an option field starts the install, as the button does
+      this.install();
+    });
     $("#remove-button").addEventListener("click", () => this.remove());
     $("#status-refresh").addEventListener("click", () => busy($("#status-refresh"), () => this.refresh()));
     $("#job-banner-show").addEventListener("click", () => this.dialog.open());
@@ -44,7 +48,7 @@ export class WhisperxPanel {
       this.notice("whisperx", "");
       await this.render();
     } catch (error) {
-      const why = error instanceof SignInCanceled ? "sign in to see it" : error.message;
+      const why = error.status === 401 ? "sign in (top right) to see it" : error.message;
       this.notice("whisperx", `The WhisperX status is unavailable: ${why}`);
     }
   }
@@ -74,7 +78,7 @@ export class WhisperxPanel {
     setText($("#wx-host"), HOST_STATE[String(s.host_reachable)] ?? "unknown");
     setText($("#wx-url"), s.url);
     this.renderSource();
-    const problem = health.error || s.checks?.container?.error || "";
+    const problem = health.error || failureMessage(s.checks?.container?.error ?? "");
     setText($("#wx-error"), problem);
     show($("#wx-error"), Boolean(problem));
 
@@ -135,7 +139,7 @@ export class WhisperxPanel {
     const what = view.kind === "remove" ? "removal" : "install";
     const verb = { canceled: "was canceled", interrupted: "was interrupted" }[view.state] ?? "failed";
     const when = view.finished_at ? ` (${localTime(view.finished_at)})` : "";
-    setText(line, `The last ${what} ${verb}${when}${view.error ? `: ${firstLine(view.error)}` : "."}`);
+    setText(line, `The last ${what} ${verb}${when}${view.error ? `: ${failureMessage(view.error)}` : "."}`);
     show(line, true);
     show($("#install-last-log"), true);
   }
@@ -242,9 +246,4 @@ function hostOf(url) {
   } catch {
     return "the WhisperX host";
   }
-}
-
-function firstLine(text) {
-  const line = String(text).split("\n").find((l) => l.trim()) ?? "";
-  return line.length > 240 ? `${line.slice(0, 240)}…` : line;
 }

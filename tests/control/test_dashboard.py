@@ -1,0 +1,617 @@
+"""The dashboard's Audio / Speech tab, driven in headless Chromium against a real spark-control.
+
+The fast tests run the real ansible-runner on the stand-in playbooks (tests/control/playbooks) and the
+Spark 2 stand-ins in-process; one end-to-end test installs the real WhisperX over SSH on a GPU-host
+stand-in from the banner, transcribes the two-speaker dialogue through the page and removes it again.
+
+SPARK_DASHBOARD_SCREENSHOTS=docs/img makes the tests refresh the screenshots in docs/control.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from spark_control.config import Settings
+from spark_control.main import create_app
+from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, wait_for_job, wait_until
+
+browser_test = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHASES = ["preflight", "ship", "build", "start", "load"]
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# Records, in the page, each phase the stepper shows as current (and the outcome), however fast they pass.
+RECORD_PHASES = """() => {
+  const steps = document.querySelector("#progress-steps");
+  const seen = (window.__phases = []);
+  const look = () => {
+    const end = steps.querySelector('li[data-phase="ready"]');
+    const now = end.classList.contains("done") ? "ready" : end.classList.contains("failed") ? "failed"
+      : steps.querySelector("li.current")?.dataset.phase;
+    if (now && seen[seen.length - 1] !== now) seen.push(now);
+  };
+  new MutationObserver(look).observe(steps, {subtree: true, attributes: true, attributeFilter: ["class"]});
+}"""
+
+
+# -- the browser ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a loaded CI machine runs playbooks slowly
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/img when SPARK_DASHBOARD_SCREENSHOTS says so, else the test's tmp dir."""
+    target = Path(os.environ.get("SPARK_DASHBOARD_SCREENSHOTS") or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+class Dashboard:
+    """The page as an operator uses it, plus what a test looks at."""
+
+    def __init__(self, page: Any, url: str, screenshots: Path):
+        self.page = page
+        self.url = url
+        self.screenshots = screenshots
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def open(self) -> Dashboard:
+        from playwright.sync_api import expect
+
+        self.page.goto(f"{self.url}/")
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+        return self
+
+    def sign_in(self) -> None:
+        """What the login dialog does, for tests about something else (before open(): the page asks once)."""
+        response = self.page.request.post(f"{self.url}/api/session", data={"token": API_TOKEN})
+        assert response.status == 204
+
+    def log_in_through_the_dialog(self) -> None:
+        from playwright.sync_api import expect
+
+        dialog = self.page.locator("#login-dialog")
+        expect(dialog).to_be_visible()
+        self.page.fill("#login-token", API_TOKEN)
+        self.page.click("#login-submit")
+        expect(dialog).to_be_hidden()
+
+    def record_phases(self) -> None:
+        self.page.evaluate(RECORD_PHASES)
+
+    def recorded_phases(self) -> list[str]:
+        return self.page.evaluate("() => window.__phases")
+
+    def step(self, phase: str) -> Any:
+        return self.page.locator(f'#progress-steps li[data-phase="{phase}"]')
+
+    def log_lines(self) -> list[str]:
+        return self.page.locator("#progress-log .line").all_text_contents()
+
+    def row(self, service: str) -> Any:
+        return self.page.locator(f'#services-body tr[data-service="{service}"]')
+
+    def shot(self, name: str, *, full_page: bool = False, locator: Any = None) -> Path:
+        path = self.screenshots / name
+        (locator or self.page).screenshot(path=str(path), **({} if locator else {"full_page": full_page}))
+        return path
+
+
+@pytest.fixture
+def dashboard(chromium: Any, screenshots: Path) -> Iterator[Callable[..., Dashboard]]:
+    """dashboard(server) -> a fresh browser context on that spark-control; no uncaught page error allowed."""
+    contexts: list[Any] = []
+    pages: list[Dashboard] = []
+
+    def make(server: LiveServer, viewport: dict[str, int] = LAPTOP) -> Dashboard:
+        context = chromium.new_context(viewport=viewport)
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        page = Dashboard(context.new_page(), server.url, screenshots)
+        pages.append(page)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert [e for page in pages for e in page.errors] == [], "the page threw"
+
+
+def install_job(client: httpx.Client) -> str:
+    response = client.post("/api/whisperx/install", headers=AUTH)
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+# -- serving the page (no browser) ------------------------------------------------------------------
+def test_the_page_and_its_assets_are_served_with_a_strict_policy(make_settings, serve):
+    server = serve(make_settings())
+    with client_for(server) as client:
+        page = client.get("/")
+        script = client.get("/static/js/main.js")
+        again = client.get("/static/js/main.js", headers={"If-None-Match": script.headers["etag"]})
+        escape = client.get("/static/../config.py")
+        encoded = client.get("/static/%2e%2e/config.py")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="/static/js/main.js"' in page.text and "Install WhisperX" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-cache" and page.headers["x-content-type-options"] == "nosniff"
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert script.headers["cache-control"] == "no-cache", "an upgrade never runs yesterday's JavaScript"
+    assert again.status_code == 304
+    assert escape.status_code == 404 and encoded.status_code == 404
+    external = re.compile(r"""(src|href)=["']?(https?:)?//|url\(["']?(https?:)?//|from ["'](https?:)?//|@import""")
+    for path in (REPO / "spark_control" / "static").rglob("*"):
+        if path.suffix in (".html", ".css", ".js"):
+            assert not external.search(path.read_text()), f"{path} loads something from elsewhere"
+
+
+# -- the banner and the install dialog -------------------------------------------------------------
+@browser_test
+def test_the_banner_offers_the_install_while_whisperx_is_not_installed(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings())
+    page = dashboard(server).open()
+    expect(page.page.locator("#install-banner")).to_be_visible()
+    expect(page.page.get_by_role("button", name="Install WhisperX")).to_be_enabled()
+    expect(page.page.locator("#wx-summary")).to_have_text("not installed")
+    expect(page.page.locator("#wx-installed")).to_have_text("Not installed")
+    expect(page.page.locator("#wx-source")).to_contain_text("Cached: /health does not answer")
+    expect(page.page.locator("#remove-button")).to_be_hidden()
+    expect(page.page.locator("#session-state")).to_have_text("Not signed in")
+    assert API_TOKEN not in page.page.content()
+    page.shot("dashboard-not-installed.png")
+
+
+@browser_test
+def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_ready(
+    make_settings, serve, dashboard
+):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings({"fake_lines": 12, "fake_step_delay": 0.7}))
+    page = dashboard(server).open()
+    page.record_phases()
+    page.page.click("#install-button")
+    page.log_in_through_the_dialog()  # no session yet: the click asks for the token first
+    expect(page.page.locator("#progress-dialog")).to_be_visible()
+    expect(page.step("build")).to_have_class("current")
+    page.shot("install-progress.png")
+    expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
+
+    with client_for(server) as client:
+        job = client.get("/api/whisperx/install").json()[0]
+    assert page.recorded_phases() == [*PHASES, "ready"]
+    assert job["state"] == "successful"
+    lines = page.log_lines()
+    assert len(lines) > 5 * 12 and any('"msg": "load 11"' in line for line in lines)
+    expect(page.page.locator("#log-count")).to_contain_text("lines")
+    minutes, seconds = page.page.locator("#progress-elapsed").text_content().split(":")
+    assert int(minutes) * 60 + int(seconds) == int(job["elapsed_s"]), "the clock stops at the job's elapsed time"
+    assert job["elapsed_s"] >= 5 * 0.7
+    expect(page.page.locator("#progress-title")).to_have_text("WhisperX is installed")
+    expect(page.page.locator("#progress-cancel")).to_be_hidden()
+    page.page.click("#progress-close")
+    expect(page.page.locator("#install-banner")).to_be_hidden()
+    expect(page.page.locator("#wx-installed")).to_have_text("Installed")
+    expect(page.page.locator("#remove-button")).to_be_visible()
+    expect(page.row("whisperx")).to_be_visible()
+
+
+@browser_test
+def test_a_reload_mid_install_reattaches_to_the_running_job(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings({"fake_lines": 8, "fake_step_delay": 1.5}))
+    with client_for(server) as client:
+        install_job(client)  # started elsewhere (another tab, curl): the page finds it in the status
+    page = dashboard(server).open()
+    expect(page.page.locator("#progress-dialog")).to_be_visible()
+    expect(page.step("ship")).to_have_class(re.compile("current|done"))
+    page.page.reload()
+    expect(page.page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.page.locator("#progress-dialog")).to_be_visible()
+    page.page.click("#progress-close")  # hidden, the job goes on in the banner
+    expect(page.page.locator("#job-banner")).to_be_visible()
+    expect(page.page.locator("#job-banner-phase")).to_contain_text("phase")
+    page.page.click("#job-banner-show")
+    expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
+
+    messages = [m for line in page.log_lines() for m in re.findall(r'"msg": "(\w+ \d+)"', line)]
+    assert sorted(messages) == sorted(f"{p} {i}" for p in PHASES for i in range(8)), "every line exactly once"
+    expect(page.step("ready")).to_have_class("done")
+
+
+class CutFirstStream:
+    """Drops the first install stream after `after` events, as a flaky proxy or Wi-Fi would."""
+
+    def __init__(self, app: FastAPI, after: int):
+        self.app = app
+        self.after = after
+        self.stream_requests: list[dict[str, str]] = []
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/stream"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.stream_requests.append({**headers, "query": scope["query_string"].decode()})
+        if len(self.stream_requests) > 1:
+            return await self.app(scope, receive, send)
+        sent = 0
+
+        async def counting(message: dict) -> None:
+            nonlocal sent
+            if message["type"] == "http.response.body" and b"event:" in message.get("body", b""):
+                sent += 1
+                if sent > self.after:
+                    raise ConnectionAbortedError("cut by the test")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting)
+        except Exception:  # noqa: S110 - the point: the response ends half-way, the socket closes
+            pass
+
+
+@browser_test
+def test_a_dropped_stream_resumes_with_last_event_id_and_shows_no_line_twice(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    settings = make_settings({"fake_lines": 8, "fake_step_delay": 0.8})
+    cutter = CutFirstStream(create_app(settings), after=20)
+    server = serve(cutter)
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    page.page.click("#install-button")
+    expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
+
+    assert len(cutter.stream_requests) >= 2, "the stream was cut and the page reconnected"
+    resumed = cutter.stream_requests[1]
+    cursor = resumed.get("last-event-id") or resumed["query"].removeprefix("after=")
+    assert cursor.isdigit() and int(cursor) >= 20, f"the page resumed from where it was cut, not from 0: {resumed}"
+    messages = [m for line in page.log_lines() for m in re.findall(r'"msg": "(\w+ \d+)"', line)]
+    assert sorted(messages) == sorted(f"{p} {i}" for p in PHASES for i in range(8)), "no gap, no duplicate"
+
+
+@browser_test
+def test_a_failed_install_names_the_failing_phase_and_its_message(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings({"fake_lines": 3, "fake_fail_phase": "build"}))
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    page.record_phases()
+    page.page.click("#install-button")
+    failure = page.page.locator("#progress-failure")
+    expect(failure).to_be_visible(timeout=60_000)
+    expect(failure).to_contain_text("The install failed during the build phase.")
+    expect(failure).to_contain_text("build failed")  # the failing task's own message
+    expect(page.step("build")).to_have_class("failed")
+    expect(page.step("ship")).to_have_class("done")
+    expect(page.step("ready")).to_have_class("failed")
+    expect(page.step("ready")).to_contain_text("Failed")
+    expect(page.page.locator("#progress-title")).to_have_text("Install failed")
+    expect(page.page.locator("#progress-retry")).to_be_visible()
+    assert page.recorded_phases() == ["preflight", "ship", "build", "failed"]
+    page.shot("install-failed.png")
+
+    page.page.click("#progress-close")
+    expect(page.page.locator("#install-last")).to_contain_text("The last install failed")
+    expect(page.page.locator("#install-last")).to_contain_text("build failed")
+    page.page.click("#install-last-log")  # the log of the failed attempt, replayed
+    expect(page.step("build")).to_have_class("failed")
+    expect(failure).to_contain_text("build phase")
+
+
+@browser_test
+def test_cancel_asks_first_then_stops_the_install(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings({"fake_lines": 2, "fake_step_delay": 3}))
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    page.page.click("#install-button")
+    expect(page.step("ship")).to_have_class("current")
+    page.page.click("#progress-cancel")
+    expect(page.page.locator("#confirm-dialog")).to_be_visible()
+    page.page.click("#confirm-cancel")  # "Keep going"
+    expect(page.page.locator("#progress-cancel")).to_be_visible()
+    page.page.click("#progress-cancel")
+    page.page.click("#confirm-ok")
+    expect(page.page.locator("#progress-title")).to_have_text("Install canceled", timeout=30_000)
+    expect(page.page.locator("#progress-failure")).to_contain_text("canceled during the ship phase")
+    with client_for(server) as client:
+        assert client.get("/api/whisperx/install").json()[0]["state"] == "canceled"
+
+
+@browser_test
+def test_remove_asks_for_confirmation_then_rolls_back(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings())
+    with client_for(server) as client:
+        wait_for_job(client, install_job(client))
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    page.page.click("#remove-button")
+    confirm = page.page.locator("#confirm-dialog")
+    expect(confirm).to_contain_text("Parakeet is not touched")
+    page.shot("remove-confirm.png")
+    page.page.keyboard.press("Escape")  # = keep it
+    expect(confirm).to_be_hidden()
+    expect(page.page.locator("#progress-dialog")).to_be_hidden()
+    page.page.click("#remove-button")
+    page.page.click("#confirm-ok")
+    expect(page.page.locator("#progress-title")).to_have_text("WhisperX is removed", timeout=60_000)
+    expect(page.page.locator("#progress-steps")).to_be_hidden()  # a removal has no install phases
+    page.page.click("#progress-close")
+    expect(page.page.locator("#install-banner")).to_be_visible()
+    expect(page.row("whisperx")).to_have_count(0)
+
+
+# -- services ---------------------------------------------------------------------------------------
+@pytest.fixture
+def spark2(standin, tmp_path: Path, audio: Path) -> dict[str, LiveServer]:
+    """Parakeet and Magpie stand-ins; Parakeet knows the deep-check clip and the test sentence."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "deep_check.wav").write_bytes(DEEP_CHECK_CLIP.read_bytes())
+    (clips / "deep_check.txt").write_text(DEEP_CHECK_TEXT)
+    (clips / "sentence.wav").write_bytes((audio / "sentence.wav").read_bytes())
+    (clips / "sentence.txt").write_text((audio / "sentence.txt").read_text())
+    return {"parakeet": standin("parakeet", [clips]), "magpie": standin("magpie")}
+
+
+@browser_test
+def test_the_services_buttons_act_and_say_how_it_went(make_settings, serve, spark2, dashboard):
+    from playwright.sync_api import expect
+
+    settings = make_settings(
+        {"fake_fail_services": ["magpie-tts"], "fake_service_delay": 0.3},
+        legacy_asr_url=spark2["parakeet"].url,
+        magpie_url=spark2["magpie"].url,
+    )
+    server = serve(settings)
+    page = dashboard(server).open()
+    parakeet, magpie = page.row("parakeet"), page.row("magpie")
+    expect(parakeet).to_contain_text("healthy")
+    expect(parakeet.locator(".feedback")).to_have_text("")
+
+    parakeet.get_by_role("button", name="Restart Parakeet").click()
+    page.log_in_through_the_dialog()
+    expect(parakeet.locator(".feedback")).to_contain_text("Restarted in", timeout=30_000)
+    expect(parakeet.locator("td[data-label=State]")).to_contain_text("running")
+
+    parakeet.get_by_role("button", name=re.compile(r"^Stop Parakeet")).click()
+    expect(page.page.locator("#confirm-dialog")).to_contain_text("stays stopped")
+    page.page.click("#confirm-ok")
+    expect(parakeet.locator(".feedback")).to_contain_text("Stopped in", timeout=30_000)
+    expect(parakeet.locator("td[data-label=State]")).to_contain_text("exited")
+    expect(parakeet.locator("td[data-label=State]")).to_contain_text("stopped on request")
+    expect(parakeet.locator("td[data-label=Watchdog]")).to_contain_text("paused")
+    expect(parakeet.get_by_role("button", name=re.compile(r"^Stop Parakeet"))).to_be_disabled()
+
+    parakeet.get_by_role("button", name=re.compile(r"^Start Parakeet")).click()
+    expect(parakeet.locator(".feedback")).to_contain_text("Started in", timeout=30_000)
+    parakeet.get_by_role("button", name="Deep check Parakeet").click()
+    expect(parakeet.locator(".feedback")).to_contain_text("Deep check passed", timeout=60_000)
+    expect(parakeet.locator("td[data-label='Deep check']")).to_contain_text("passed")
+
+    magpie.get_by_role("button", name="Restart Magpie TTS").click()
+    expect(magpie.locator(".feedback")).to_have_text("Restart failed: cannot restart magpie-tts", timeout=30_000)
+    expect(magpie.locator(".feedback")).to_have_class(re.compile(r"\bbad\b"))
+    page.shot("services.png", locator=page.page.locator("#services-card"))
+
+
+# -- transcribe with speakers ---------------------------------------------------------------------
+class BusyWhisperx:
+    """WhisperX as the proxy sees it when its queue is full: ready, diarizer loaded, and 429 with Retry-After.
+
+    With `busy` off its /health answers 503, so the proxy prefers the legacy service.
+    """
+
+    def __init__(self) -> None:
+        self.busy = threading.Event()
+        self.app = FastAPI()
+
+        @self.app.get("/health")
+        def health() -> Response:
+            if not self.busy.is_set():
+                return Response("starting", status_code=503)
+            return JSONResponse(
+                {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True, "aligner": None, "model": "tiny",
+                 "device": "cpu", "compute_type": "int8", "queue": {"running": 1, "waiting": 4, "limit": 4},
+                 "version": "test", "error": None}
+            )  # fmt: skip
+
+        @self.app.post("/v1/audio/transcribe-with-speakers")
+        def transcribe() -> Response:
+            error = {"message": "the queue is full (4 waiting)", "type": "rate_limit_error", "code": "queue_full"}
+            return JSONResponse({"error": error}, status_code=429, headers={"Retry-After": "2"})
+
+
+@browser_test
+def test_transcribe_shows_the_backend_the_speakers_and_the_errors(
+    make_settings, serve, spark2, dashboard, audio, tmp_path
+):
+    from playwright.sync_api import expect
+
+    whisperx = BusyWhisperx()
+    settings = make_settings(legacy_asr_url=spark2["parakeet"].url, whisperx_url=serve(whisperx.app).url)
+    page = dashboard(serve(settings)).open()
+    card = page.page.locator("#transcribe-card")
+
+    page.page.set_input_files("#transcribe-file", str(audio / "sentence.wav"))
+    page.page.click("#transcribe-submit")
+    expect(page.page.locator("#transcript")).to_be_visible(timeout=30_000)
+    expect(page.page.locator("#transcript-backend")).to_have_text("Backend: legacy (Parakeet + Sortformer)")
+    expect(page.page.locator("#transcript-fallback")).to_contain_text("WhisperX was not used")
+    expect(page.page.locator("#transcript-speakers li")).to_have_count(1)
+    expect(page.page.locator("#transcript-segments")).to_contain_text((audio / "sentence.txt").read_text().strip())
+    expect(page.page.locator("#transcript-segments .seg-time").first).to_contain_text("0:00.0 – 0:0")
+    expect(page.page.locator("#transcribe-status")).to_contain_text("1 segment, 1 speaker.")
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    page.page.set_input_files("#transcribe-file", str(empty))
+    page.page.click("#transcribe-submit")
+    expect(page.page.locator("#transcribe-error")).to_contain_text("HTTP 400: the audio is empty")
+
+    whisperx.busy.set()
+    page.page.set_input_files("#transcribe-file", str(audio / "sentence.wav"))
+    page.page.click("#transcribe-submit")
+    error, retry = page.page.locator("#transcribe-error"), page.page.locator("#transcribe-retry")
+    expect(error).to_contain_text("The service is busy (HTTP 429): the queue is full (4 waiting)")
+    expect(error).to_contain_text("Retry in 2 s")
+    expect(retry).to_be_disabled()
+    expect(retry).to_have_text(re.compile(r"Retry in \d s"))
+    page.shot("transcribe-busy.png", locator=card)
+    expect(retry).to_have_text("Retry now", timeout=10_000)
+    whisperx.busy.clear()
+    retry.click()
+    expect(error).to_be_hidden()
+    expect(page.page.locator("#transcript-backend")).to_have_text("Backend: legacy (Parakeet + Sortformer)")
+
+
+@browser_test
+def test_the_tab_works_at_phone_width(make_settings, serve, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings())
+    page = dashboard(server, viewport=PHONE).open()
+    expect(page.page.get_by_role("button", name="Install WhisperX")).to_be_visible()
+    expect(page.row("parakeet").get_by_role("button", name="Restart Parakeet")).to_be_visible()
+    width = page.page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "nothing sticks out sideways"
+    page.shot("dashboard-phone.png", full_page=True)
+
+
+# -- the real thing, once ------------------------------------------------------------------------------
+GPU_HOST, SSH_PORT = "dash-gpu-host", 2240
+WHISPERX_CONTAINER, WHISPERX_PORT = "dash-whisperx-asr", 18012
+
+
+@pytest.fixture
+def gpu_host() -> Iterator[dict[str, str]]:
+    """An SSH-reachable GPU host stand-in (scripts/gpu-host.sh) on the shared Docker engine."""
+    script = REPO / "scripts" / "gpu-host.sh"
+    subprocess.run(["docker", "rm", "-f", WHISPERX_CONTAINER], capture_output=True, check=False)
+    subprocess.run([script, "up", GPU_HOST, str(SSH_PORT)], check=True)
+    state = Path(os.environ.get("GPU_HOST_STATE", "/var/tmp/spark-inference/gpu-hosts"))
+    host = dict(line.split("=", 1) for line in (state / GPU_HOST / "host.env").read_text().split())
+    yield host
+    subprocess.run(["docker", "rm", "-f", WHISPERX_CONTAINER], capture_output=True, check=False)
+    subprocess.run([script, "down", GPU_HOST], check=False)
+
+
+@pytest.mark.integration
+@browser_test
+def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
+    tmp_path, gpu_host, model_bundle, audio, spark2, serve, dashboard
+):
+    """The real playbooks over SSH, the real image, tiny.en on the CPU: what an operator does on day one."""
+    from playwright.sync_api import expect
+
+    extra_certs = [
+        p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
+    ]
+    settings = Settings(
+        spark2_host=gpu_host["SSH_HOST"],
+        spark2_user=gpu_host["SSH_USER"],
+        spark2_ssh_port=int(gpu_host["SSH_PORT"]),
+        ssh_key=Path(gpu_host["SSH_KEY"]),
+        whisperx_container=WHISPERX_CONTAINER,
+        whisperx_port=WHISPERX_PORT,
+        whisperx_model_bundle=model_bundle,
+        whisperx_bundle_model="tiny.en",
+        whisperx_base_image=os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
+        whisperx_gpus="",
+        whisperx_memory="4g",
+        whisperx_extra_ca_certs=extra_certs,
+        legacy_asr_url=spark2["parakeet"].url,
+        magpie_url=spark2["magpie"].url,
+        api_token=API_TOKEN,
+        data_dir=tmp_path / "data",
+        watchdog_enabled=False,
+        health_cache_s=0.5,
+    )
+    server = serve(settings)
+    page = dashboard(server).open()
+    expect(page.page.locator("#install-banner")).to_be_visible()
+    page.record_phases()
+    page.page.get_by_role("button", name="Install WhisperX").click()
+    page.log_in_through_the_dialog()
+    status = page.page.locator("#progress-status")
+    page.page.wait_for_function("() => window.__phases.includes('load') || window.__phases.length > 5", timeout=900_000)
+    page.shot("install-progress-real.png")
+    expect(status).to_have_class(re.compile(r"\b(ok|bad)\b"), timeout=900_000)
+    assert page.recorded_phases() == [*PHASES, "ready"], page.page.locator("#progress-failure").text_content()
+    assert len(page.log_lines()) > 30
+    expect(page.page.locator("#progress-elapsed")).not_to_have_text("0:00")
+    page.page.click("#progress-close")
+
+    expect(page.page.locator("#wx-summary")).to_have_text("ready", timeout=120_000)
+    expect(page.page.locator("#wx-model")).to_contain_text("tiny.en")
+    expect(page.page.locator("#wx-diarizer")).to_have_text("loaded")
+    expect(page.page.locator("#wx-source")).to_contain_text("Live: /health answered")
+
+    page.page.set_input_files("#transcribe-file", str(audio / "dialogue.wav"))
+    page.page.click("#transcribe-submit")
+    expect(page.page.locator("#transcript")).to_be_visible(timeout=300_000)
+    expect(page.page.locator("#transcript-backend")).to_have_text("Backend: WhisperX")
+    expect(page.page.locator("#transcript-speakers li")).to_have_count(2)
+    classes = page.page.locator("#transcript-segments li").evaluate_all("items => items.map(i => i.className)")
+    assert {"spk-0", "spk-1"} <= set(classes), "segments coloured by two speakers"
+    expect(page.page.locator("#transcript-segments")).to_contain_text("warehouse")
+
+    whisperx = page.row("whisperx")
+    whisperx.get_by_role("button", name="Deep check WhisperX").click()
+    expect(whisperx.locator(".feedback")).to_contain_text("Deep check passed", timeout=120_000)
+    page.shot("dashboard-installed.png", full_page=True)
+    page.shot("transcript-speakers.png", locator=page.page.locator("#transcribe-card"))
+
+    page.page.click("#remove-button")
+    page.page.click("#confirm-ok")
+    expect(page.page.locator("#progress-title")).to_have_text("WhisperX is removed", timeout=300_000)
+    page.page.click("#progress-close")
+    expect(page.page.locator("#install-banner")).to_be_visible()
+    gone = subprocess.run(["docker", "container", "inspect", WHISPERX_CONTAINER], capture_output=True, check=False)
+    assert gone.returncode != 0, "the removal took the container away"
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert wait_until(lambda: not client.get("/api/whisperx/status").json()["installed"], 30)
