@@ -9,6 +9,7 @@ SPARK_DASHBOARD_SCREENSHOTS=docs/img makes the tests refresh the screenshots in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -122,8 +123,14 @@ class Dashboard:
         return self.page.locator(f'#services-body tr[data-service="{service}"]')
 
     def shot(self, name: str, *, full_page: bool = False, locator: Any = None) -> Path:
+        """A PNG of the page (or one element), reduced to 128 colours: a third of the size, same look."""
+        from PIL import Image
+
         path = self.screenshots / name
         (locator or self.page).screenshot(path=str(path), **({} if locator else {"full_page": full_page}))
+        with Image.open(path) as image:
+            small = image.convert("RGB").quantize(128, Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small.save(path, optimize=True)
         return path
 
 
@@ -196,9 +203,7 @@ def test_the_banner_offers_the_install_while_whisperx_is_not_installed(make_sett
 
 
 @browser_test
-def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_ready(
-    make_settings, serve, dashboard
-):
+def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_ready(make_settings, serve, dashboard):
     from playwright.sync_api import expect
 
     server = serve(make_settings({"fake_lines": 12, "fake_step_delay": 0.7}))
@@ -279,10 +284,8 @@ class CutFirstStream:
                     raise ConnectionAbortedError("cut by the test")
             await send(message)
 
-        try:
+        with contextlib.suppress(Exception):  # the point: the response ends half-way, the socket closes
             await self.app(scope, receive, counting)
-        except Exception:  # noqa: S110 - the point: the response ends half-way, the socket closes
-            pass
 
 
 @browser_test
@@ -484,7 +487,7 @@ def test_transcribe_shows_the_backend_the_speakers_and_the_errors(
     expect(page.page.locator("#transcript-fallback")).to_contain_text("WhisperX was not used")
     expect(page.page.locator("#transcript-speakers li")).to_have_count(1)
     expect(page.page.locator("#transcript-segments")).to_contain_text((audio / "sentence.txt").read_text().strip())
-    expect(page.page.locator("#transcript-segments .seg-time").first).to_contain_text("0:00.0 – 0:0")
+    expect(page.page.locator("#transcript-segments .seg-time").first).to_contain_text("0:00.0 \u2013 0:0")
     expect(page.page.locator("#transcribe-status")).to_contain_text("1 segment, 1 speaker.")
 
     empty = tmp_path / "empty.wav"
@@ -568,7 +571,6 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
         magpie_url=spark2["magpie"].url,
         api_token=API_TOKEN,
         data_dir=tmp_path / "data",
-        watchdog_enabled=False,
         health_cache_s=0.5,
     )
     server = serve(settings)
