@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import ansible_runner
@@ -53,9 +52,8 @@ def installed(gpu_host: GpuHost, tmp_path_factory):
     token_file.write_text(FAKE_TOKEN + "\n")
     token_file.chmod(0o600)
     write_inventory(data_dir / "inventory.yml", gpu_host.ssh_vars, stub_vars(token_file))
-    started = time.monotonic()
     result, stats = run("whisperx.yml", data_dir)
-    return {"data_dir": data_dir, "result": result, "stats": stats, "seconds": time.monotonic() - started}
+    return {"data_dir": data_dir, "result": result, "stats": stats}
 
 
 def test_install_succeeds_and_reports_its_phases(installed):
@@ -80,12 +78,9 @@ def test_the_token_appears_in_no_runner_event_artifact_or_container_environment(
 
 
 def test_a_second_run_changes_nothing(installed):
-    started = time.monotonic()
     result, stats = run("whisperx.yml", installed["data_dir"])
-    seconds = time.monotonic() - started
     assert result.rc == 0
     assert stats["changed"] == {}, stats["changed"]
-    assert seconds < installed["seconds"]
 
 
 def test_status_is_machine_readable_through_set_stats(installed):
