@@ -213,7 +213,6 @@ def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_
     page.log_in_through_the_dialog()  # no session yet: the click asks for the token first
     expect(page.page.locator("#progress-dialog")).to_be_visible()
     expect(page.step("build")).to_have_class("current")
-    page.shot("install-progress.png")
     expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
 
     with client_for(server) as client:
@@ -581,7 +580,7 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     page.log_in_through_the_dialog()
     status = page.page.locator("#progress-status")
     page.page.wait_for_function("() => window.__phases.includes('load') || window.__phases.length > 5", timeout=900_000)
-    page.shot("install-progress-real.png")
+    page.shot("install-progress.png")
     expect(status).to_have_class(re.compile(r"\b(ok|bad)\b"), timeout=900_000)
     assert page.recorded_phases() == [*PHASES, "ready"], page.page.locator("#progress-failure").text_content()
     assert len(page.log_lines()) > 30

@@ -46,6 +46,8 @@ export class TranscribePanel {
     clearInterval(this.retryTimer);
     this.fail("");
     show($("#transcribe-retry"), false);
+    show($("#transcript"), false); // what is shown always belongs to the last file sent
+    this.result = null;
     const xhr = new XMLHttpRequest();
     this.request = xhr;
     const started = performance.now();
