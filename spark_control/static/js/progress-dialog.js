@@ -78,11 +78,22 @@ export class ProgressDialog {
     this.job = job;
     this.reset();
     if (open) this.open();
+    await this.load(job);
+  }
+
+  /** Read the job's record (kind, clock), then follow its stream; retried while spark-control is away. */
+  async load(job) {
     let view;
     try {
-      view = await api(jobUrl(jobId));
+      view = await api(jobUrl(job.id));
     } catch (error) {
-      if (this.job === job && !(error instanceof SignInCanceled)) this.status(`Cannot read job ${jobId}: ${error.message}`, "bad");
+      if (this.job !== job) return;
+      if (error.status === 404) {
+        this.status(`spark-control no longer knows job ${job.id}.`, "bad");
+        return;
+      }
+      this.status(`Cannot read job ${job.id}: ${error.message}. Retrying…`, "bad");
+      job.recoverTimer = setTimeout(() => this.load(job), RECOVER_MS * 2);
       return;
     }
     if (this.job !== job) return;
@@ -146,6 +157,10 @@ export class ProgressDialog {
       return;
     }
     this.streamState(job, "");
+    if (!job.phase && !job.receiving) {
+      job.receiving = true; // the first event: say what runs until a phase says more
+      this.status(job.kind === "remove" ? "Removing the WhisperX container…" : "Starting the playbook…");
+    }
     if (type === "log") {
       this.log.append(String(data.line ?? ""));
     } else if (type === "phase") {

@@ -63,7 +63,7 @@ export class WhisperxPanel {
     flag("#wx-installed", s.installed, "Installed", "Not installed");
     flag("#wx-running", s.running, "Running", "Not running", s.installed);
     flag("#wx-healthy", s.healthy, "Healthy", "Not healthy", s.running);
-    const [summary, tone] = summarize(s, jobRunning);
+    const [summary, tone] = summarize(s, jobRunning && (this.dialog.job?.kind === "remove" ? "removal" : "install"));
     const badge = $("#wx-summary");
     setText(badge, summary);
     badge.className = `badge ${tone}`;
@@ -229,9 +229,9 @@ function flag(selector, value, yes, no, relevant = true) {
   node.className = `flag ${value ? "yes" : relevant ? "bad" : "no"}`;
 }
 
-function summarize(s, jobRunning) {
+function summarize(s, runningJob) {
   const health = s.health ?? {};
-  if (jobRunning) return ["install running", "info"];
+  if (runningJob) return [`${runningJob} running`, "info"];
   if (!s.installed) return ["not installed", ""];
   if (s.healthy) return ["ready", "ok"];
   if (s.running && health.status === "loading") return ["loading models", "warn"];
