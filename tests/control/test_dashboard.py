@@ -258,6 +258,40 @@ def test_a_reload_mid_install_reattaches_to_the_running_job(make_settings, serve
     expect(page.step("ready")).to_have_class("done")
 
 
+LONG_LOG = """async () => {
+  const { LogView } = await import("/static/js/log-view.js");   // the dialog's own log, on its own
+  const box = document.createElement("div");
+  box.className = "log";
+  document.body.append(box);
+  const view = new LogView(box, { maxLines: 2000 });
+  const started = performance.now();
+  for (let batch = 0; batch < 40; batch++) {         // 20 000 lines arriving over 40 frames
+    for (let i = 0; i < 500; i++) view.append(`line ${batch * 500 + i}`);
+    view.flush();
+  }
+  return {
+    lines: box.querySelectorAll(".line").length,
+    first: box.querySelector(".line").textContent,
+    last: box.lastElementChild.textContent,
+    note: box.querySelector(".dropped")?.textContent,
+    total: view.total,
+    atEnd: box.scrollHeight - box.scrollTop - box.clientHeight < 2,
+    ms: performance.now() - started,
+  };
+}"""
+
+
+@browser_test
+def test_a_long_log_keeps_a_bounded_dom_and_follows_its_end(make_settings, serve, dashboard):
+    page = dashboard(serve(make_settings())).open()
+    seen = page.page.evaluate(LONG_LOG)
+    assert seen["lines"] == 2000 and seen["total"] == 20_000
+    assert (seen["first"], seen["last"]) == ("line 18000", "line 19999")
+    assert seen["note"].startswith("… 18000 earlier lines are not shown here.")
+    assert seen["atEnd"], "it follows the newest line"
+    assert seen["ms"] < 5000, seen
+
+
 class CutFirstStream:
     """Drops the first install stream after `after` events, as a flaky proxy or Wi-Fi would."""
 
