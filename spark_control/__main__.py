@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from spark_control.config import get_settings
 from spark_control.main import create_app
@@ -12,7 +15,11 @@ from spark_control.main import create_app
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as exc:
+        # A configuration mistake is the operator's to fix: say which setting and why, no traceback.
+        sys.exit(f"spark-control: invalid configuration:\n{exc}")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

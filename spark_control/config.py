@@ -11,10 +11,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The models the role and the service accept by name (CONTRACT section 1 and 2).
 WHISPERX_MODELS = ("tiny", "base", "small", "medium", "large-v3")
@@ -61,12 +61,14 @@ class Settings(BaseSettings):
     whisperx_base_image: str | None = Field(None, validation_alias=_env("WHISPERX_BASE_IMAGE"))
     whisperx_gpus: str | None = Field(None, validation_alias=_env("WHISPERX_GPUS"), description="role default: all")
     whisperx_memory: str | None = Field(None, validation_alias=_env("WHISPERX_MEMORY"), description="role: 40g")
-    whisperx_extra_ca_certs: list[str] = Field(
+    # NoDecode: these arrive as a plain string (space-separated paths, a JSON object) that the
+    # validators below parse, so a malformed value gets their message instead of a JSON decode error.
+    whisperx_extra_ca_certs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=_env("WHISPERX_EXTRA_CA_CERTS"),
         description="CA certificate files/dirs trusted by the image build (space-separated)",
     )
-    whisperx_env: dict[str, str] = Field(
+    whisperx_env: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         validation_alias=_env("WHISPERX_ENV"),
         description="extra container environment, a JSON object (no secrets: use HF_TOKEN)",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from pydantic import ValidationError
 
 from spark_control.config import Settings
 from spark_control.inventory import build_inventory
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -128,3 +131,28 @@ def test_inventory_names_are_never_an_address_that_means_the_controller(monkeypa
     monkeypatch.setenv("SPARK_CONTROL_DATA_DIR", str(tmp_path))
     names = {h for g in build_inventory(Settings())["all"]["children"].values() for h in g["hosts"]}
     assert not names & {"localhost", "127.0.0.1", "::1"}
+
+
+def test_extra_ca_certs_and_container_env_are_read_as_documented(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_EXTRA_CA_CERTS", "/usr/local/share/ca-certificates /etc/corp/proxy.crt")
+    env.setenv("WHISPERX_ENV", '{"WHISPERX_BATCH_SIZE": "4"}')
+    settings = Settings()
+    assert settings.whisperx_extra_ca_certs == ["/usr/local/share/ca-certificates", "/etc/corp/proxy.crt"]
+    assert settings.whisperx_env == {"WHISPERX_BATCH_SIZE": "4"}
+
+
+def test_a_malformed_container_env_is_refused_with_the_setting_named(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_ENV", "WHISPERX_BATCH_SIZE=4")
+    with pytest.raises(ValidationError, match="WHISPERX_ENV must be a JSON object"):
+        Settings()
+
+
+def test_the_server_refuses_a_bad_configuration_in_one_message_without_a_traceback(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_MODEL", "huge")
+    result = subprocess.run(
+        [sys.executable, "-m", "spark_control"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 1
+    assert "invalid configuration" in result.stderr
+    assert "WHISPERX_MODEL must be one of tiny, base, small, medium, large-v3" in result.stderr
+    assert "Traceback" not in result.stderr
