@@ -25,7 +25,7 @@ export BASE_IMAGE_LOCAL EXTRA_CA_CERTS
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test system docker base-image gpu-host-image venv models fixtures collection lint unit lock
+.PHONY: help test system docker base-image gpu-host-image venv models fixtures collection lint unit lock demo demo-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ lint: venv collection ## ansible-lint (production profile), yamllint, ruff
 
 unit: venv models fixtures collection ## the fast tests (no image, no molecule)
 	@$(STAGE) unit $(BIN)/pytest -m "not integration and not browser"
+
+demo: system venv docker base-image gpu-host-image models fixtures collection ## the main job: one-click WhisperX install on a Spark 2 stand-in, then a diarized transcript
+	@$(STAGE) demo $(PY) scripts/demo.py up
+
+demo-down: venv ## remove what `make demo` started (WhisperX through spark-control, then the stand-in host)
+	@$(PY) scripts/demo.py down
 
 lock: ## re-pin requirements/dev.txt from requirements/dev.in
 	rm -rf $(CACHE)/lock-venv && python3 -m venv $(CACHE)/lock-venv
