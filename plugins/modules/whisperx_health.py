@@ -273,13 +273,26 @@ def last_exit_code(state, events):
     return state["exit_code"]
 
 
+def memory_size(size):
+    """Bytes as an operator writes a memory cap: 256 MiB, 4 GiB, 1.5 GiB."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor:
+            return f"{size / factor:.4g} {unit}"
+    return f"{size} bytes"
+
+
 def stopped_message(name, reason, state, events):
     if reason == "oom_killed":
+        code = last_exit_code(state, events)
         cap = state.get("memory") or 0
-        limit = f"{cap / 2**30:.2g} GiB" if cap else "unlimited"
+        if not cap:
+            return (
+                f"Container {name} was killed by the kernel for lack of memory (OOM kill, exit code {code}) before "
+                "its models loaded: free memory on the host or choose a smaller whisperx_model."
+            )
         return (
-            f"Container {name} ran out of memory (OOM-killed, exit code {last_exit_code(state, events)}) under its "
-            f"{limit} memory cap before its models loaded: raise whisperx_memory or choose a smaller whisperx_model."
+            f"Container {name} was killed for exceeding its memory cap of {memory_size(cap)} (OOM kill, exit code "
+            f"{code}) before its models loaded: raise whisperx_memory or choose a smaller whisperx_model."
         )
     code = last_exit_code(state, events)
     if reason == "restarting":

@@ -11,7 +11,9 @@ from tests.role.helpers import (
     COLLECTIONS,
     FAKE_TOKEN,
     GPU_HOST_IMAGE,
+    MODELS_DIR,
     REPO,
+    SERVICE_IMAGE,
     STATE,
     GpuHost,
     _remove_test_containers,
@@ -36,9 +38,18 @@ def token_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def gpu_host(collection: Path):
-    """A GPU-host stand-in reached over SSH; CPU only, like CI."""
-    if subprocess.run(["docker", "image", "inspect", GPU_HOST_IMAGE], capture_output=True, check=False).returncode:
-        pytest.fail(f"{GPU_HOST_IMAGE} is missing: run `make gpu-host-image`")
+    """A GPU-host stand-in reached over SSH; CPU only, like CI. One per session: the role ships the build
+    context and seeds the model bundle into its home once, and every later install finds them there."""
+    missing = [
+        hint
+        for image, hint in ((GPU_HOST_IMAGE, "make gpu-host-image"), (SERVICE_IMAGE, "make image"))
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode
+    ]
+    if not (MODELS_DIR / "manifest.json").is_file():
+        missing.append("make models")
+    if missing:
+        # Without `make image` the role would build the service image from scratch (minutes, GBs).
+        pytest.fail(f"run {', '.join(missing)} first (the role tests install the real service)")
     name = "mol-gpu-host-tests"
     subprocess.run([str(REPO / "scripts/gpu-host.sh"), "up", name, "2224"], check=True, capture_output=True)
     env = dict(line.split("=", 1) for line in (STATE / name / "host.env").read_text().splitlines() if "=" in line)
@@ -51,12 +62,8 @@ def gpu_host(collection: Path):
 
 @pytest.fixture
 def clean_host(gpu_host: GpuHost):
-    """The GPU host with no test container and nothing the role ships left in the home directory."""
+    """The GPU host with no test container. What earlier installs shipped (build context, model bundle)
+    stays, as it would on a real host."""
     _remove_test_containers()
-    subprocess.run(
-        ["docker", "exec", gpu_host.name, "rm", "-rf"]
-        + [str(gpu_host.home / p) for p in ("whisperx-build", "whisperx-model-bundle", ".config/whisperx")],
-        check=True,
-    )
     yield gpu_host
     _remove_test_containers()

@@ -1,7 +1,10 @@
 """Helpers for the role's tests: run its playbooks against an inventory, reach a GPU-host stand-in.
 
 The GPU host (scripts/gpu-host.sh, SSH on 127.0.0.1:2224) drives the host's Docker engine, so every
-container a test starts is named `mol-whisperx-test*` and removed again by the fixture.
+container and volume a test starts is named `mol-whisperx-test*` and removed again by the fixtures.
+The role installs the real service from whisperx_container/ as molecule does: the CPU build FROM the
+local Debian base with the same CA certificates as `make image` (so the build is a layer-cache hit),
+tiny.en and the diarizer from the offline model bundle.
 """
 
 from __future__ import annotations
@@ -10,17 +13,25 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import ansible_runner
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 COLLECTIONS = Path(os.environ.get("ANSIBLE_COLLECTIONS_PATH", Path.home() / ".cache/spark-inference/collections"))
 STATE = Path(os.environ.get("GPU_HOST_STATE", "/var/tmp/spark-inference/gpu-hosts"))
-STUB_SOURCE = Path(__file__).parent / "stub_service"
 GPU_HOST_IMAGE = "spark-inference/gpu-host:bookworm"
+# What the Makefile exports; the defaults are its defaults, for a bare `pytest`.
+SERVICE_IMAGE = os.environ.get("SERVICE_IMAGE", "spark-inference/whisperx-asr:cpu")
+BASE_IMAGE_LOCAL = os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm")
+MODELS_DIR = Path(os.environ.get("SPARK_MODELS_DIR", Path.home() / ".cache/spark-inference/models"))
+EXTRA_CA_CERTS = [
+    p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
+]
 TEST_CONTAINER = "mol-whisperx-test"
 TEST_PORT = 18104
 FAKE_TOKEN = "hf_ROLETESTS_fake_token_never_printed_9876543210"
@@ -114,23 +125,100 @@ def _remove_test_containers() -> None:
     ).stdout.split()
     for name in names:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    subprocess.run(["docker", "volume", "rm", f"{TEST_CONTAINER}-models"], capture_output=True, check=False)
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "--quiet", "--filter", f"name={TEST_CONTAINER}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    stale = [v for v in volumes if v.startswith(TEST_CONTAINER)]
+    if stale:
+        subprocess.run(["docker", "volume", "rm", *stale], capture_output=True, check=False)
 
 
-def stub_vars(token_file: Path, **overrides) -> dict:
-    """Role variables that install the stub service (same /health contract, builds in seconds) on CPU."""
+def service_vars(token_file: Path, name: str = TEST_CONTAINER, port: int = TEST_PORT, **overrides) -> dict:
+    """Role variables that install the real service on the CPU, as molecule's group_vars do."""
     values = {
-        "whisperx_container_name": TEST_CONTAINER,
-        "whisperx_port": TEST_PORT,
-        "whisperx_models_volume": f"{TEST_CONTAINER}-models",
+        "whisperx_container_name": name,
+        "whisperx_port": port,
+        "whisperx_models_volume": f"{name}-models",
         "whisperx_gpus": "",
         "whisperx_model": "tiny.en",
-        "whisperx_memory": "1g",
-        "whisperx_source_dir": str(STUB_SOURCE),
-        "whisperx_base_image": GPU_HOST_IMAGE,
-        "whisperx_image_name": "spark-inference/whisperx-stub",
+        "whisperx_memory": "4g",
+        "whisperx_base_image": BASE_IMAGE_LOCAL,
+        "whisperx_extra_ca_certs": EXTRA_CA_CERTS,
+        "whisperx_model_bundle": str(MODELS_DIR),
         "whisperx_hf_token_file": str(token_file),
-        "whisperx_health_timeout": 60,
+        "whisperx_health_timeout": 300,
     }
     values.update(overrides)
     return values
+
+
+# -- ansible-runner, as spark-control runs the playbooks ------------------------------------------------------
+
+
+@dataclass
+class RunnerRun:
+    rc: int
+    events: list[dict]
+    data_dir: Path
+
+    @property
+    def stats(self) -> dict:
+        return next(e for e in self.events if e["event"] == "playbook_on_stats")["event_data"]
+
+    @property
+    def artifact_data(self) -> dict:
+        return self.stats.get("artifact_data") or {}
+
+    @property
+    def failed_tasks(self) -> list[tuple[str, str]]:
+        """(task name, message) of every task that failed, in order."""
+        return [
+            (e["event_data"].get("task", ""), str(e["event_data"].get("res", {}).get("msg", "")))
+            for e in self.events
+            if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")
+        ]
+
+    @property
+    def failure(self) -> str:
+        return "\n".join(msg for _, msg in self.failed_tasks)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(e.get("stdout", "") + "\n" for e in self.events)
+
+
+def run_runner(playbook: str, inventory: Path, extravars: dict | None = None, cmdline: str | None = None) -> RunnerRun:
+    """One ansible-runner job in a private data directory of its own, as spark-control gives each job
+    (ansible-runner would otherwise apply this run's extravars and cmdline to every later run there)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"runner-{Path(playbook).stem}-", dir=inventory.parent))
+    shutil.copy(inventory, data_dir / "inventory.yml")
+    result = ansible_runner.run(
+        private_data_dir=str(data_dir),
+        playbook=str(REPO / "playbooks" / playbook),
+        inventory=str(data_dir / "inventory.yml"),
+        extravars=extravars or {},
+        cmdline=cmdline,
+        envvars={"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_PIPELINING": "true"},
+        quiet=True,
+        timeout=600,
+    )
+    return RunnerRun(result.rc, list(result.events), data_dir)
+
+
+def container_fingerprint(*names: str) -> dict[str, tuple | None]:
+    """What would show that a container was touched: its id, start time, restarts, OOM flag, run state."""
+    prints = {}
+    for name in names:
+        done = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .}}", name], capture_output=True, text=True, check=False
+        )
+        if done.returncode:
+            prints[name] = None
+            continue
+        info = json.loads(done.stdout)
+        state = info["State"]
+        prints[name] = (info["Id"], state["StartedAt"], info["RestartCount"], state["OOMKilled"], state["Running"])
+    return prints

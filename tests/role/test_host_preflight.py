@@ -7,52 +7,58 @@ from pathlib import Path
 
 import pytest
 
-from tests.role.helpers import GPU_HOST_IMAGE, TEST_CONTAINER, GpuHost, run_playbook, stub_vars, write_inventory
+from tests.role.helpers import GPU_HOST_IMAGE, TEST_CONTAINER, GpuHost, run_playbook, service_vars, write_inventory
 
 pytestmark = pytest.mark.integration
 
 
-def role_traces(host: GpuHost) -> list[str]:
-    """What an installation leaves on the host: shipped files and test containers."""
-    listing = subprocess.run(
-        ["docker", "exec", host.name, "ls", "-A", str(host.home)], capture_output=True, text=True, check=True
-    ).stdout.split()
+def host_state(host: GpuHost) -> list[str]:
+    """What an installation would change on the host: the files under the SSH user's home (path, size,
+    mtime; its home is the same directory here) and the test containers."""
+    files = []
+    for path in host.home.rglob("*"):
+        relative = path.relative_to(host.home)
+        if len(relative.parts) <= 3 and relative.parts[0] != ".ansible":
+            files.append(f"{relative} {path.lstat().st_size} {path.lstat().st_mtime_ns}")
     containers = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"name=^{TEST_CONTAINER}$", "--format", "{{.Names}}"],
+        ["docker", "ps", "-a", "--filter", f"name=^{TEST_CONTAINER}", "--format", "{{.Names}} {{.ID}}"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    return sorted(set(listing) - {".ssh", ".ansible"}) + containers
+    ).stdout.splitlines()
+    return sorted(files) + containers
 
 
 def install(host: GpuHost, tmp_path: Path, token_file: Path, **overrides):
-    inventory = write_inventory(tmp_path / "inventory.yml", host.ssh_vars, stub_vars(token_file, **overrides))
+    inventory = write_inventory(tmp_path / "inventory.yml", host.ssh_vars, service_vars(token_file, **overrides))
     return run_playbook("whisperx.yml", inventory)
 
 
 def test_a_missing_docker_engine_is_named_with_the_fix(clean_host: GpuHost, tmp_path: Path, token_file: Path):
+    before = host_state(clean_host)
     run = install(clean_host, tmp_path, token_file, whisperx_docker_host="unix:///run/no-docker-here.sock")
     assert run.rc != 0
     assert "The Docker engine on gpu does not answer at unix:///run/no-docker-here.sock" in run.failure
     assert "install Docker, start it (sudo systemctl enable --now docker) and add spark to the docker group" in (
         run.failure
     )
-    assert role_traces(clean_host) == []
+    assert host_state(clean_host) == before
 
 
 def test_gpus_without_the_nvidia_runtime_are_refused_with_the_fix(
     clean_host: GpuHost, tmp_path: Path, token_file: Path
 ):
+    before = host_state(clean_host)
     run = install(clean_host, tmp_path, token_file, whisperx_gpus="all")
     assert run.rc != 0
     assert 'whisperx_gpus is "all" but the Docker engine on gpu has no NVIDIA runtime' in run.failure
     assert "nvidia-ctk runtime configure --runtime=docker" in run.failure
     assert 'or set whisperx_gpus to "" to run on the CPU' in run.failure
-    assert role_traces(clean_host) == []
+    assert host_state(clean_host) == before
 
 
 def test_too_little_disk_for_a_build_is_refused(clean_host: GpuHost, tmp_path: Path, token_file: Path):
+    before = host_state(clean_host)
     run = install(
         clean_host,
         tmp_path,
@@ -63,7 +69,7 @@ def test_too_little_disk_for_a_build_is_refused(clean_host: GpuHost, tmp_path: P
     assert run.rc != 0
     assert "GiB are free under" in run.failure
     assert "the image build needs 900t" in run.failure
-    assert role_traces(clean_host) == []
+    assert host_state(clean_host) == before
 
 
 def test_a_container_of_that_name_the_role_did_not_create_is_left_alone(

@@ -166,6 +166,14 @@ def test_oom_is_named_from_the_state_the_event_or_an_unsent_sigkill_under_a_cap(
     assert health.stopped_reason(state(running=False, exit_code=137), 0, sent) == "exited"
 
 
+def test_an_oom_kill_names_the_memory_cap_it_exceeded(health):
+    killed = [{"Action": "oom"}, {"Action": "die", "Actor": {"Attributes": {"exitCode": "137"}}}]
+    message = health.stopped_message("whisperx-asr", "oom_killed", state(running=False, memory=256 * 2**20), killed)
+    assert "was killed for exceeding its memory cap of 256 MiB (OOM kill, exit code 137)" in message
+    assert "raise whisperx_memory" in message
+    assert health.memory_size(40 * 2**30) == "40 GiB" and health.memory_size(3 * 2**29) == "1.5 GiB"
+
+
 def test_exits_and_crash_loops_are_told_apart(health):
     died = [{"Action": "die", "Actor": {"Attributes": {"exitCode": "1"}}}]
     assert health.stopped_reason(state(running=False, exit_code=1), 0, died) == "exited"
