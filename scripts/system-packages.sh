@@ -2,7 +2,7 @@
 # Debian packages the tests need. Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 
-pkgs=(ffmpeg espeak-ng sox chromium debootstrap openssh-client rsync ca-certificates)
+pkgs=(python3-venv ffmpeg espeak-ng sox chromium debootstrap openssh-client rsync ca-certificates)
 # Any Docker engine will do (docker-ce, docker.io); install Debian's only when none is present.
 command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
 
