@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.role.helpers import run_playbook, write_inventory
+from tests.role.helpers import run_playbook, run_runner, write_inventory
 
 # They run ansible-playbook (about a second each), so they belong with the role's slower tests.
 pytestmark = pytest.mark.integration
@@ -75,22 +75,42 @@ def test_a_file_that_is_no_certificate_is_refused(inventory: Path, tmp_path: Pat
 
 
 # Role variables outrank the inventory; only an extra variable shortens the wait for a dead host.
-QUICK = {"_whisperx_connect_timeout": 3}
+QUICK = {"_whisperx_connect_timeout": 1}
 
 
-def test_an_unreachable_host_fails_with_what_to_check(inventory: Path):
-    run = run_playbook("whisperx.yml", inventory, QUICK)
+@pytest.mark.parametrize(
+    ("playbook", "stat", "extra"),
+    [
+        ("whisperx.yml", "whisperx_preflight", QUICK),
+        ("whisperx_remove.yml", "whisperx_preflight", QUICK),
+        ("whisperx_status.yml", "whisperx_preflight", QUICK),
+        (
+            "service.yml",
+            "service_preflight",
+            {
+                "service_hosts": "whisperx",
+                "service_name": "parakeet-asr",
+                "service_action": "status",
+                "service_connect_timeout": 1,
+            },
+        ),
+    ],
+)
+def test_an_unreachable_host_fails_with_what_to_check_and_says_so_to_ansible_runner(
+    inventory: Path, playbook, stat, extra
+):
+    run = run_runner(playbook, inventory, extra)
     assert run.rc != 0
-    assert "Cannot reach gpu over SSH" in run.failure
-    assert f"127.0.0.1:{CLOSED_PORT}" in run.failure
-    assert "check the address, port and key in the inventory and that sshd runs there" in run.failure
-    assert "UNREACHABLE" not in run.output
-
-
-def test_status_of_an_unreachable_host_fails_the_same_way(inventory: Path):
-    run = run_playbook("whisperx_status.yml", inventory, QUICK)
-    assert run.rc != 0
-    assert "Cannot reach gpu over SSH" in run.failure
+    # One sentence saying what to check, not Ansible's UNREACHABLE.
+    assert not [e for e in run.events if e["event"] == "runner_on_unreachable"]
+    preflight = run.artifact_data[stat]
+    assert preflight["reachable"] is False
+    assert preflight["host"] == "gpu"
+    assert preflight["reason"].startswith(f"Cannot reach gpu over SSH as spark at 127.0.0.1:{CLOSED_PORT} (")
+    assert preflight["reason"].endswith("check the address, port and key in the inventory and that sshd runs there.")
+    # The stable task name, failing last with the same sentence; nothing is claimed about the container.
+    assert run.failed_tasks[-1] == ("Host is unreachable", preflight["reason"])
+    assert "whisperx_status" not in run.artifact_data and "service_result" not in run.artifact_data
 
 
 @pytest.mark.parametrize(

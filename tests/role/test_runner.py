@@ -23,6 +23,7 @@ from tests.role.helpers import (
 pytestmark = pytest.mark.integration
 
 INSTALL_PHASES = ["preflight", "ship", "build", "start", "load"]
+NOT_INSTALLED = {"installed": False, "running": False, "healthy": False, "image": None, "health": None}
 
 
 def everything_written(data_dir) -> str:
@@ -49,6 +50,14 @@ def test_install_succeeds_and_reports_its_phases(installed):
     paths = [e["event_data"].get("task_path", "") for e in installed.events]
     phases = [p.rsplit("/", 1)[-1].split(".yml")[0] for p in paths if "/roles/whisperx/tasks/" in p]
     assert [p for p in dict.fromkeys(phases) if p in INSTALL_PHASES] == INSTALL_PHASES
+
+
+def test_install_reports_the_container_it_leaves_and_the_reachable_host(installed):
+    status = installed.artifact_data["whisperx_status"]
+    assert status["installed"] is True and status["running"] is True and status["healthy"] is True
+    assert status["image"].startswith("spark-inference/whisperx-asr:ctx-")
+    assert status["health"]["whisper_loaded"] is True and status["health"]["diarizer_loaded"] is True
+    assert installed.artifact_data["whisperx_preflight"] == {"reachable": True, "host": "gpu", "reason": None}
 
 
 def test_the_token_appears_in_no_runner_event_artifact_or_container_environment(installed, gpu_host: GpuHost):
@@ -95,9 +104,62 @@ def test_service_playbook_stops_and_restarts_a_managed_container_and_reports_it(
         "state": "exited",
         "running": False,
     }
+    run = service(inventory, "status")
+    assert run.rc == 0 and run.stats["changed"] == {}
+    assert run.artifact_data["service_result"] == {
+        "name": TEST_CONTAINER,
+        "action": "status",
+        "state": "exited",
+        "running": False,
+    }
     run = service(inventory, "restart")
     assert run.rc == 0
     assert run.artifact_data["service_result"]["running"] is True
+    assert run.artifact_data["service_preflight"] == {"reachable": True, "host": "gpu", "reason": None}
+
+
+def test_service_status_reports_a_running_container_and_changes_nothing(installed, inventory, gpu_host: GpuHost):
+    started = gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout
+    run = service(inventory, "status")
+    assert run.rc == 0
+    assert run.stats["changed"] == {}, run.stats["changed"]
+    assert run.artifact_data["service_result"] == {
+        "name": TEST_CONTAINER,
+        "action": "status",
+        "state": "running",
+        "running": True,
+    }
+    assert gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout == started
+
+
+def test_service_status_of_a_container_that_does_not_exist_is_absent(installed, inventory):
+    run = service(inventory, "status", name=f"{TEST_CONTAINER}-never-installed")
+    assert run.rc == 0
+    assert run.stats["changed"] == {}
+    assert run.artifact_data["service_result"] == {
+        "name": f"{TEST_CONTAINER}-never-installed",
+        "action": "status",
+        "state": "absent",
+        "running": False,
+    }
+
+
+def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(installed, inventory, gpu_host: GpuHost):
+    before = gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout
+    # A model the offline bundle does not hold: the new container reports the load error on /health.
+    run = run_runner("whisperx.yml", inventory, {"whisperx_model": "small"})
+    assert run.rc != 0
+    assert "so the previous one (spark-inference/whisperx-asr:ctx-" in run.failure
+    assert (
+        "was put back and is healthy again: The WhisperX models failed to load: Whisper model 'small' is not in"
+        " the offline bundle /models (it has: base, tiny.en)"
+    ) in run.failure
+    # The caller learns what runs now from the failed run itself, with no second run.
+    status = run.artifact_data["whisperx_status"]
+    assert status["installed"] is True and status["running"] is True and status["healthy"] is True
+    assert status["image"] == before.split()[1]
+    assert status["health"]["model"] == "tiny.en" and status["health"]["error"] is None
+    assert gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout == before
 
 
 def test_check_mode_with_diff_on_the_installed_host_changes_nothing(installed, inventory):
@@ -110,13 +172,8 @@ def test_check_mode_with_diff_on_the_installed_host_changes_nothing(installed, i
 def test_remove_takes_only_the_container_and_status_says_so(installed, inventory, gpu_host: GpuHost):
     run = run_runner("whisperx_remove.yml", inventory)
     assert run.rc == 0
+    assert run.artifact_data["whisperx_status"] == NOT_INSTALLED
     assert gpu_host.docker("inspect", TEST_CONTAINER, check=False).returncode != 0
     run = run_runner("whisperx_status.yml", inventory)
-    assert run.artifact_data["whisperx_status"] == {
-        "installed": False,
-        "running": False,
-        "healthy": False,
-        "image": None,
-        "health": None,
-    }
+    assert run.artifact_data["whisperx_status"] == NOT_INSTALLED
     assert f":{TEST_PORT}" not in gpu_host.docker("ps", "--format", "{{.Ports}}").stdout
