@@ -18,6 +18,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The models the role and the service accept by name (CONTRACT section 1 and 2).
 WHISPERX_MODELS = ("tiny", "base", "small", "medium", "large-v3")
+# An environment variable whose name holds one of these carries a secret: it never reaches the runner's
+# environment (runner/jobs.py) nor WHISPERX_ENV, both written in clear text to the job's directory.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+def names_a_secret(name: str) -> bool:
+    return any(word in name.upper() for word in SECRET_WORDS)
 
 
 def _env(*names: str) -> Any:
@@ -28,7 +35,10 @@ def _env(*names: str) -> Any:
 class Settings(BaseSettings):
     """Configuration from the environment (names in CONTRACT section 3, the rest prefixed SPARK_CONTROL_)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused value (WHISPERX_ENV with a token in it) is never echoed in the error.
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # -- the hosts, as Ansible reaches them over SSH -----------------------------------------------
     spark2_host: str = Field(validation_alias=_env("SPARK2_HOST"), description="Spark 2: Parakeet, Magpie")
@@ -71,7 +81,7 @@ class Settings(BaseSettings):
     whisperx_env: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         validation_alias=_env("WHISPERX_ENV"),
-        description="extra container environment, a JSON object (no secrets: use HF_TOKEN)",
+        description="extra container environment, a JSON object; no secrets (names with TOKEN, SECRET, PASSWORD, ...)",
     )
     whisperx_url: str | None = Field(
         None, validation_alias=_env("WHISPERX_URL"), description="default http://WHISPERX_HOST:WHISPERX_PORT"
@@ -169,6 +179,14 @@ class Settings(BaseSettings):
                 value = json.loads(value) if value.strip() else {}
             except ValueError as exc:
                 raise ValueError(f"WHISPERX_ENV must be a JSON object: {exc}") from None
+        if isinstance(value, dict):
+            secret = sorted(str(name) for name in value if names_a_secret(str(name)))
+            if secret:
+                raise ValueError(
+                    f"WHISPERX_ENV must not carry secrets ({', '.join(secret)}): it is written in clear text to "
+                    "every install job's files. Give the Hugging Face token as HF_TOKEN or HF_TOKEN_FILE "
+                    "(or in the install request); it reaches the container as a file"
+                )
         return value
 
     @model_validator(mode="after")

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import ansible_runner
 import psutil
 
-from spark_control.config import Settings
+from spark_control.config import Settings, names_a_secret
 from spark_control.inventory import build_inventory
 from spark_control.runner.events import (
     EventTranslator,
@@ -58,7 +58,6 @@ JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 # dropped: ansible-runner writes the whole environment to artifacts/<id>/command in clear text.
 _ENV_KEEP = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SSH_AUTH_SOCK", "VIRTUAL_ENV"}
 _ENV_KEEP_PREFIXES = ("ANSIBLE_", "LC_", "RUNNER_", "AWX_", "JOB_")
-_ENV_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 _RUNNER_STATUS: dict[str, JobState] = {"successful": "successful", "canceled": "canceled"}
 
 
@@ -75,7 +74,7 @@ def scrub_runner_env(env: dict[str, str]) -> None:
     for key in list(env):
         upper = key.upper()
         allowed = upper in _ENV_KEEP or upper.startswith(_ENV_KEEP_PREFIXES)
-        if not allowed or any(word in upper for word in _ENV_SECRET_WORDS):
+        if not allowed or names_a_secret(upper):
             del env[key]
     env["PATH"] = _with_own_bin_dir(env.get("PATH", os.defpath))
 

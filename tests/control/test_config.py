@@ -147,6 +147,31 @@ def test_a_malformed_container_env_is_refused_with_the_setting_named(env: pytest
         Settings()
 
 
+@pytest.mark.parametrize("name", ["HF_TOKEN", "hf_token", "HUGGING_FACE_HUB_TOKEN", "S3_SECRET_KEY", "DB_PASSWORD"])
+def test_a_secret_in_the_container_env_is_refused_without_echoing_it(env: pytest.MonkeyPatch, name: str):
+    """WHISPERX_ENV reaches the runner's extravars and job.json in clear text: a secret never gets that far."""
+    env.setenv("WHISPERX_ENV", json.dumps({"WHISPERX_BATCH_SIZE": "4", name: "hf_envSecretNeverEchoed42"}))
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    message = str(error.value)
+    assert f"WHISPERX_ENV must not carry secrets ({name})" in message
+    assert "HF_TOKEN or HF_TOKEN_FILE" in message, "it says where the token goes instead"
+    assert "hf_envSecretNeverEchoed42" not in message
+
+
+def test_the_server_refuses_a_secret_in_the_container_env_before_writing_anything(
+    env: pytest.MonkeyPatch, tmp_path: Path
+):
+    env.setenv("WHISPERX_ENV", '{"HF_TOKEN": "hf_envSecretNeverEchoed42"}')
+    result = subprocess.run(
+        [sys.executable, "-m", "spark_control"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 1
+    assert "WHISPERX_ENV must not carry secrets (HF_TOKEN)" in result.stderr
+    assert "hf_envSecretNeverEchoed42" not in result.stdout + result.stderr
+    assert not any(tmp_path.iterdir()), "no job directory, no state, nothing in the data directory"
+
+
 def test_the_server_refuses_a_bad_configuration_in_one_message_without_a_traceback(env: pytest.MonkeyPatch):
     env.setenv("WHISPERX_MODEL", "huge")
     result = subprocess.run(
