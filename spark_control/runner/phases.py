@@ -12,8 +12,8 @@ import re
 INSTALL_PHASES = ("preflight", "ship", "build", "start", "load")
 READY, FAILED = "ready", "failed"
 
-# .../roles/whisperx/tasks/build.yml:12 or .../roles/whisperx/tasks/build/image.yml:3
-_ROLE_TASK_FILE = re.compile(r"/roles/whisperx/tasks/(?P<name>[A-Za-z0-9_-]+)(?:/[^:]*)?\.yml:\d+$")
+# .../roles/whisperx/tasks/build.yml:12
+_ROLE_TASK_FILE = re.compile(r"/roles/whisperx/tasks/(?P<name>[A-Za-z0-9_-]+)\.yml:\d+$")
 
 
 def phase_of(task_path: str | None) -> str | None:

@@ -18,7 +18,6 @@ from spark_control.runner.phases import INSTALL_PHASES, phase_of
         ("/x/roles/whisperx/tasks/build.yml:1", "build"),
         ("/x/roles/whisperx/tasks/start.yml:40", "start"),
         ("/x/roles/whisperx/tasks/load.yml:7", "load"),
-        ("/x/roles/whisperx/tasks/build/image.yml:2", "build"),
         ("/x/roles/whisperx/tasks/main.yml:1", None),
         ("/x/roles/whisperx/handlers/main.yml:1", None),
         ("/x/roles/other/tasks/build.yml:1", None),
