@@ -85,6 +85,13 @@ def test_status_is_machine_readable_through_set_stats(installed, inventory):
     assert status["health"]["model"] == "tiny.en" and status["health"]["device"] == "cpu"
 
 
+def test_check_mode_with_diff_on_the_installed_host_changes_nothing(installed, inventory):
+    run = run_runner("whisperx.yml", inventory, cmdline="--check --diff")
+    assert run.rc == 0
+    assert run.stats["changed"] == {}, run.stats["changed"]
+    assert FAKE_TOKEN not in json.dumps(run.events)
+
+
 def service(inventory, action: str, name: str = TEST_CONTAINER):
     extravars = {
         "service_hosts": "whisperx",
@@ -160,13 +167,6 @@ def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(installed, inv
     assert status["image"] == before.split()[1]
     assert status["health"]["model"] == "tiny.en" and status["health"]["error"] is None
     assert gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout == before
-
-
-def test_check_mode_with_diff_on_the_installed_host_changes_nothing(installed, inventory):
-    run = run_runner("whisperx.yml", inventory, cmdline="--check --diff")
-    assert run.rc == 0
-    assert run.stats["changed"] == {}, run.stats["changed"]
-    assert FAKE_TOKEN not in json.dumps(run.events)
 
 
 def test_remove_takes_only_the_container_and_status_says_so(installed, inventory, gpu_host: GpuHost):
