@@ -23,11 +23,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from spark_control.config import Settings
+from spark_control.services import TRANSCRIBE_PATH
 from spark_control.whisperx import WhisperxMonitor
 
 log = logging.getLogger("spark_control.proxy")
 
-TRANSCRIBE_PATH = "/v1/audio/transcribe-with-speakers"
 CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
 PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from spark_control.config import WHISPERX_MODELS
+
+if TYPE_CHECKING:
+    from spark_control.health import HealthSample
 
 JobStateName = Literal["running", "successful", "failed", "canceled", "interrupted"]
 ModelName = Literal["tiny", "base", "small", "medium", "large-v3"]
@@ -81,6 +84,17 @@ class HealthCheckInfo(BaseModel):
     latency_ms: float
     age_s: float = Field(description="0 for a probe made for this request; more when served from the short cache")
     error: str | None
+
+    @classmethod
+    def of(cls, sample: HealthSample) -> HealthCheckInfo:
+        return cls(
+            url=sample.url,
+            ok=sample.ok,
+            checked_at=sample.checked_at.isoformat(),
+            latency_ms=sample.latency_ms,
+            age_s=round(sample.age_s(), 3),
+            error=sample.error,
+        )
 
 
 class ContainerInfo(BaseModel):

@@ -56,10 +56,7 @@ async def status(monitor: Monitor, jobs: Jobs, settings: SettingsDep) -> Whisper
         reachable = False
     else:
         reachable = container.host_reachable
-    last = jobs.latest("install") or jobs.latest("remove")
-    for candidate in (jobs.latest("install"), jobs.latest("remove")):
-        if candidate and (last is None or candidate.id > last.id):
-            last = candidate
+    last = next(iter(jobs.list(WHISPERX_JOBS)), None)  # the newest install or removal
     age = monitor.container_age_s()
     return WhisperxStatus(
         installed=installed,
@@ -71,14 +68,7 @@ async def status(monitor: Monitor, jobs: Jobs, settings: SettingsDep) -> Whisper
         host_reachable=reachable,
         answered_from="live" if live else "cache",
         checks={
-            "health": HealthCheckInfo(
-                url=sample.url,
-                ok=sample.ok,
-                checked_at=sample.checked_at.isoformat(),
-                latency_ms=sample.latency_ms,
-                age_s=round(sample.age_s(), 3),
-                error=sample.error,
-            ),
+            "health": HealthCheckInfo.of(sample),
             "container": ContainerInfo(
                 **{k: v for k, v in vars(container).items() if k != "host_reachable"},
                 age_s=round(age, 1) if age is not None else None,
