@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     reads_require_token: bool = Field(
         False, validation_alias=_env("SPARK_CONTROL_READS_REQUIRE_TOKEN"), description="also protect GET endpoints"
     )
+    session_max_age_s: int = Field(
+        12 * 3600,
+        ge=60,
+        validation_alias=_env("SPARK_CONTROL_SESSION_MAX_AGE"),
+        description="a dashboard sign-in (the session cookie) is refused after this many seconds",
+    )
 
     install_timeout_s: int = Field(7200, ge=60, validation_alias=_env("SPARK_CONTROL_INSTALL_TIMEOUT"))
     action_timeout_s: int = Field(300, ge=10, validation_alias=_env("SPARK_CONTROL_ACTION_TIMEOUT"))

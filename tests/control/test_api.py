@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from spark_control.security import SESSION_COOKIE, Auth
 from tests.control.helpers import API_TOKEN, AUTH, wait_for_job, wait_until
 from tests.control.test_install_jobs import start_install
 
@@ -51,6 +52,47 @@ def test_reads_are_open_by_default(make_settings, serve):
         assert client.get("/api/services").status_code == 200
         assert client.get("/api/jobs").status_code == 200
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_session_cookie_lasts_its_max_age_and_no_longer(make_settings, serve):
+    """A cookie carries when it was issued; past SPARK_CONTROL_SESSION_MAX_AGE it is refused like none at all."""
+    server = serve(make_settings(session_max_age_s=3600))
+    auth = server.app.state.auth  # the server's own cookie minting, at chosen ages
+    action = "/api/jobs/20250101-000000-abcdef/cancel"  # 404 once authorised: no job has that id
+
+    def act(cookie: str) -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=10, cookies={SESSION_COOKIE: cookie}) as client:
+            return client.post(action)
+
+    def signed_in(cookie: str) -> bool:
+        return httpx.get(f"{server.url}/api/session", cookies={SESSION_COOKIE: cookie}, timeout=10).json()[
+            "authenticated"
+        ]
+
+    login = httpx.post(f"{server.url}/api/session", json={"token": API_TOKEN}, timeout=10)
+    assert login.status_code == 204
+    fresh = login.cookies[SESSION_COOKIE]
+    assert act(fresh).status_code == 404 and signed_in(fresh)
+    almost = auth.session_value(issued_at=time.time() - 3590)
+    assert act(almost).status_code == 404 and signed_in(almost)
+
+    expired = auth.session_value(issued_at=time.time() - 3610)
+    refused = act(expired)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert "session has expired" in refused.json()["detail"] and "POST /api/session" in refused.json()["detail"]
+    assert not signed_in(expired)
+
+    mac = expired.partition(".")[2]
+    other = Auth(make_settings(api_token="another-token-of-another-server"))
+    for forged in (
+        f"{int(time.time())}.{mac}",  # a new time on an old signature
+        auth.session_value(issued_at=time.time() + 3600),  # from the future
+        other.session_value(),  # signed with another token
+        mac,  # the signature alone
+        "",
+    ):
+        assert act(forged).status_code == 401, forged
+        assert not signed_in(forged)
 
 
 @pytest.mark.parametrize(

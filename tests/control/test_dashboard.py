@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from spark_control.config import Settings
 from spark_control.main import create_app
+from spark_control.security import SESSION_COOKIE
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
 from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, wait_for_job, wait_until
 
@@ -473,6 +475,30 @@ def test_the_services_buttons_act_and_say_how_it_went(make_settings, serve, spar
     expect(magpie.locator(".feedback")).to_have_text("Restart failed: cannot restart magpie-tts", timeout=30_000)
     expect(magpie.locator(".feedback")).to_have_class(re.compile(r"\bbad\b"))
     page.shot("services.png", locator=page.page.locator("#services-card"))
+
+
+@browser_test
+def test_an_expired_session_asks_for_the_token_again_then_acts(make_settings, serve, spark2, dashboard):
+    from playwright.sync_api import expect
+
+    settings = make_settings(legacy_asr_url=spark2["parakeet"].url, magpie_url=spark2["magpie"].url)
+    server = serve(settings)
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    expect(page.page.locator("#session-state")).to_have_text("Signed in")
+
+    # The page's cookie outlives SPARK_CONTROL_SESSION_MAX_AGE while the tab stays open.
+    stale = server.app.state.auth.session_value(issued_at=time.time() - settings.session_max_age_s - 1)
+    page.page.context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": stale, "url": server.url, "httpOnly": True, "sameSite": "Strict"}]
+    )
+    parakeet = page.row("parakeet")
+    parakeet.get_by_role("button", name="Deep check Parakeet").click()
+    expect(page.page.locator("#session-state")).to_have_text("Not signed in")
+    page.log_in_through_the_dialog()  # the 401 opened the sign-in dialog; the deep check is then sent again
+    expect(parakeet.locator(".feedback")).to_contain_text("Deep check passed", timeout=60_000)
+    expect(page.page.locator("#session-state")).to_have_text("Signed in")
 
 
 # -- transcribe with speakers ---------------------------------------------------------------------
