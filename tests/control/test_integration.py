@@ -2,8 +2,10 @@
 
 The lab: a GPU host container reached over SSH (scripts/gpu-host.sh, user `spark`, the host's Docker
 engine), the Spark 2 stand-ins (tests/images/spark2-standin) as containers on that engine, and
-spark-control on this machine driving them only through ansible-runner and HTTP. The tests in this
-module build on each other in order: install, proxy, services, watchdog, remove.
+spark-control on this machine driving them only through ansible-runner and HTTP. WhisperX runs with
+WHISPERX_QUEUE_LIMIT=1 (through WHISPERX_ENV), so two long requests fill it. The tests in this module
+build on each other in order: install, proxy, services, a full queue, WhisperX killed mid-request,
+watchdog, remove.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import json
 import logging
 import os
 import subprocess
+import wave
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +37,9 @@ STANDIN_IMAGE = os.environ.get("CONTROL_STANDIN_IMAGE", "spark-inference/spark2-
 PARAKEET, MAGPIE, WHISPERX = "ctl-parakeet-asr", "ctl-magpie-tts", "ctl-whisperx-asr"
 PORTS = {PARAKEET: 18000, MAGPIE: 18001, WHISPERX: 18002}
 HF_TOKEN = "hf_ctlKnownTokenNeverToBeSeen7f3a91c2"
+QUEUE_FULL = {"running": 1, "waiting": 1, "limit": 1}  # WHISPERX_QUEUE_LIMIT=1: one running, one waiting
+LONG_REPEATS = 6  # the dialogue six times: about four minutes of speech, well over a minute of work on a CPU
+LONG_TEXT = "The two-speaker dialogue, six times over."  # what the legacy stand-in answers for it
 
 
 @dataclass
@@ -41,8 +48,10 @@ class Lab:
     server: LiveServer
     client: httpx.Client
     host: dict[str, str]
+    long_clip: Path
     exposed: list[bytes] = field(default_factory=list)  # every byte the API answered, for the secret scan
     install_job: str | None = None
+    in_flight: list[Future] = field(default_factory=list)  # long transcriptions sent and not yet answered
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         response = self.client.get(path, **kwargs)
@@ -101,6 +110,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         (clips / f"{name}.wav").write_bytes(source.read_bytes())
     (clips / "deep_check.txt").write_text(DEEP_CHECK_TEXT)
     (clips / "sentence.txt").write_text((audio / "sentence.txt").read_text())
+    repeat_wav(audio / "dialogue.wav", clips / "long.wav", LONG_REPEATS)
+    (clips / "long.txt").write_text(LONG_TEXT)
     run_standin(PARAKEET, "parakeet", clips)
     run_standin(MAGPIE, "magpie", clips)
     docker("rm", "-f", WHISPERX, check=False)
@@ -121,6 +132,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         whisperx_gpus="",
         whisperx_memory="4g",
         whisperx_extra_ca_certs=extra_certs,
+        whisperx_env={"WHISPERX_QUEUE_LIMIT": str(QUEUE_FULL["limit"])},
         legacy_asr_url=f"http://127.0.0.1:{PORTS[PARAKEET]}",
         parakeet_container=PARAKEET,
         magpie_url=f"http://127.0.0.1:{PORTS[MAGPIE]}",
@@ -138,11 +150,53 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
     wait_until(lambda: _json(f"{settings.legacy_asr_url}/health"), 60, 0.5)
     wait_until(lambda: _json(f"{settings.magpie_url}/health"), 60, 0.5)
     with httpx.Client(base_url=server.url, timeout=httpx.Timeout(600, connect=10)) as client:
-        yield Lab(settings, server, client, host)
+        yield Lab(settings, server, client, host, clips / "long.wav")
     server.stop()
     for name in (PARAKEET, MAGPIE, WHISPERX):
         docker("rm", "-f", name, check=False)
     subprocess.run([REPO / "scripts" / "gpu-host.sh", "down", GPU_HOST], check=False)
+
+
+def repeat_wav(source: Path, target: Path, times: int) -> None:
+    with wave.open(str(source)) as clip:
+        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * times)
+
+
+def transcribe(base_url: str, clip: Path, path: str = "/api/audio/transcribe-with-speakers") -> httpx.Response:
+    """One client's upload (its own connection), answered within 5 minutes or an error."""
+    return httpx.post(
+        f"{base_url}{path}",
+        files={"file": (clip.name, clip.read_bytes(), "audio/wav")},
+        timeout=httpx.Timeout(300, connect=10),
+    )
+
+
+def whisperx_queue(lab: Lab) -> dict | None:
+    return (_json(f"{lab.settings.whisperx_url}/health") or {}).get("queue")
+
+
+def whisperx_settled(lab: Lab) -> bool:
+    """Ready with its diarizer, no job acting on it, no failed health check counting towards a restart.
+
+    The lab's watchdog checks every second and restarts after three failures, so a WhisperX that was just
+    (re)started can be restarted once more while it boots; the tests below start from a quiet service.
+    """
+    health = lab.get("/api/whisperx/status").json()["health"] or {}
+    acting = [
+        job
+        for job in lab.get("/api/jobs", params={"kind": "service"}).json()
+        if job["target"] == "whisperx" and job["state"] == "running"
+    ]
+    services = {s["name"]: s for s in lab.get("/api/services").json()}
+    failures = services["whisperx"]["watchdog"]["consecutive_failures"]
+    return bool(health.get("diarizer_loaded")) and not acting and failures == 0
+
+
+def legacy_transcriptions(lab: Lab) -> int:
+    return httpx.get(f"{lab.settings.legacy_asr_url}/_standin/stats", timeout=10).json()["transcriptions"]
 
 
 def events_of(lab: Lab, url: str, headers: dict[str, str] | None = None, stop=None) -> list[dict]:
@@ -217,6 +271,55 @@ def test_with_whisperx_stopped_the_proxy_answers_from_legacy_in_the_same_shape(l
 
     assert lab.post("/api/services/whisperx/start").status_code == 200
     wait_until(lambda: (lab.get("/api/whisperx/status").json()["health"] or {}).get("diarizer_loaded"), 300, 1)
+
+
+def test_a_burst_beyond_the_whisperx_queue_gets_its_429_and_retry_after_as_they_are(lab: Lab, audio: Path):
+    """Two long uploads fill WhisperX's queue (one running, one waiting); the next caller gets WhisperX's 429."""
+    wait_until(lambda: whisperx_settled(lab), 300, 1)
+    legacy_before = legacy_transcriptions(lab)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="long-upload")
+    lab.in_flight = [pool.submit(transcribe, lab.server.url, lab.long_clip) for _ in range(2)]
+    pool.shutdown(wait=False)
+    wait_until(lambda: whisperx_queue(lab) == QUEUE_FULL, 120, 0.1)
+
+    sentence = audio / "sentence.wav"
+    through_proxy = transcribe(lab.server.url, sentence)
+    straight = transcribe(str(lab.settings.whisperx_url), sentence, "/v1/audio/transcribe-with-speakers")
+    assert whisperx_queue(lab) == QUEUE_FULL, "nothing finished meanwhile: both saw the same queue"
+    lab.exposed.append(through_proxy.content + str(through_proxy.headers).encode())
+
+    assert through_proxy.status_code == 429, through_proxy.text
+    assert through_proxy.headers["x-asr-backend"] == "whisperx"
+    assert "x-asr-fallback-reason" not in through_proxy.headers
+    assert through_proxy.json()["error"]["code"] == "queue_full"
+    assert int(through_proxy.headers["retry-after"]) >= 1
+    assert straight.status_code == 429
+    assert through_proxy.headers["retry-after"] == straight.headers["retry-after"], "WhisperX's own estimate"
+    assert through_proxy.json() == straight.json()
+    assert legacy_transcriptions(lab) == legacy_before, "a full queue is the caller's answer, not a failover"
+    assert not any(f.done() for f in lab.in_flight), "the two long uploads are still with WhisperX"
+
+
+def test_whisperx_killed_mid_request_the_callers_get_the_legacy_answer(lab: Lab):
+    """The container dies (an OOM kill, a crash) while it works on one upload and holds another: both callers
+    still get a transcript, from the legacy service, which receives the same bytes once."""
+    assert len(lab.in_flight) == 2, "the test above left two long uploads with WhisperX"
+    legacy_before = legacy_transcriptions(lab)
+    assert whisperx_queue(lab) == QUEUE_FULL and whisperx_settled(lab), "nothing but this test stops it"
+    docker("kill", WHISPERX)
+    answers = [future.result(timeout=360) for future in lab.in_flight]
+    lab.in_flight = []
+    for response in answers:
+        lab.exposed.append(response.content + str(response.headers).encode())
+        assert response.status_code == 200, response.text
+        assert response.headers["x-asr-backend"] == "legacy"
+        assert response.headers["x-asr-fallback-reason"].startswith("whisperx failed: "), response.headers
+        body = response.json()
+        assert body["backend"] == "legacy" and body["text"] == LONG_TEXT, "the legacy service heard the same upload"
+    assert legacy_transcriptions(lab) == legacy_before + 2, "one retry each"
+
+    # The watchdog brings WhisperX back (and settles) before the next test.
+    wait_until(lambda: whisperx_settled(lab), 300, 1)
 
 
 def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
