@@ -54,6 +54,13 @@ options:
     description: How many of the container's last log lines a failure message carries.
     type: int
     default: 20
+  device:
+    description:
+      - The device C(/health) must report once the models are loaded (V(cuda) when GPUs were requested).
+      - A service that loaded on another device is not healthy (reason V(wrong_device)), for example one that
+        fell back to the CPU because the image's torch has no CUDA support or the container sees no GPU.
+      - Omitted or empty, any device is accepted.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -99,8 +106,9 @@ healthy:
 reason:
   description:
     - Why the service is or is not healthy.
-    - V(ready), V(loading), V(timeout), V(load_error), V(exited), V(oom_killed), V(restarting), V(missing)
-      (no such container) or V(unreachable) (no answer on the URL, probe-once mode only).
+    - V(ready), V(loading), V(timeout), V(load_error), V(wrong_device) (loaded, but not on O(device)),
+      V(exited), V(oom_killed), V(restarting), V(missing) (no such container) or V(unreachable) (no answer on
+      the URL, probe-once mode only).
   returned: always
   type: str
   sample: ready
@@ -170,6 +178,32 @@ def is_healthy(body, require):
     if not body or body.get("status") == "error" or body.get("error"):
         return False
     return all(body.get(f"{name}_loaded") is True for name in require)
+
+
+# What to do when the service should run on the GPU and does not; one sentence for both the CPU fallback
+# and the service's own "torch sees no CUDA device" load error.
+CUDA_HINT = (
+    "check that the image's torch has CUDA support (on an aarch64 host such as a DGX Spark it is built with "
+    "PIP_EXTRA_INDEX_URL from whisperx_cuda_torch_index) and that the container sees the GPUs "
+    '(nvidia-container-toolkit), or set whisperx_gpus to "" to run on the CPU'
+)
+
+
+def device_problem(body, device):
+    """Why a loaded service does not count as healthy on `device`, or None."""
+    if not device or not body:
+        return None
+    actual = body.get("device")
+    if actual == device:
+        return None
+    return f"The WhisperX models loaded on {json.dumps(actual)} instead of {json.dumps(device)}: {CUDA_HINT}."
+
+
+def load_error_message(body, device):
+    message = f"The WhisperX models failed to load: {body.get('error') or 'status error'}."
+    if device == "cuda" and "cuda" in str(body.get("error") or "").lower():
+        message += f" {CUDA_HINT[0].upper()}{CUDA_HINT[1:]}."
+    return message
 
 
 def container_state(client, name):
@@ -338,16 +372,20 @@ def run(module, client):
         result["health"] = body
         result["elapsed"] = round(time.monotonic() - started, 1)
         if is_healthy(body, require):
-            result.update(healthy=True, reason="ready")
+            problem = device_problem(body, params["device"])
+            if not problem:
+                result.update(healthy=True, reason="ready")
+                return result
+            result["reason"] = "wrong_device"
+            if params["wait"]:
+                module.fail_json(msg=problem, **result)
             return result
 
         if body and (body.get("status") == "error" or body.get("error")):
             result["reason"] = "load_error"
             result["logs"] = last_logs(client, state, params["log_lines"])
             if params["wait"]:
-                module.fail_json(
-                    msg=f"The WhisperX models failed to load: {body.get('error') or 'status error'}.", **result
-                )
+                module.fail_json(msg=load_error_message(body, params["device"]), **result)
             return result
 
         reason = None
@@ -395,6 +433,7 @@ def main():
         interval=dict(type="float", default=2.0),
         require=dict(type="list", elements="str", choices=["whisper", "diarizer"], default=["whisper", "diarizer"]),
         log_lines=dict(type="int", default=20),
+        device=dict(type="str"),
     )
     client = AnsibleDockerClient(argument_spec=argument_spec, supports_check_mode=True)
     try:

@@ -34,6 +34,7 @@ EXTRA_CA_CERTS = [
 ]
 TEST_CONTAINER = "mol-whisperx-test"
 TEST_PORT = 18104
+TEST_IMAGE = "mol-whisperx-test"
 FAKE_TOKEN = "hf_ROLETESTS_fake_token_never_printed_9876543210"
 
 
@@ -150,6 +151,10 @@ def service_vars(token_file: Path, name: str = TEST_CONTAINER, port: int = TEST_
         "whisperx_model_bundle": str(MODELS_DIR),
         "whisperx_hf_token_file": str(token_file),
         "whisperx_health_timeout": 300,
+        # As molecule's group_vars: root-owned like `make image`'s context, so the build is a layer-cache hit.
+        "whisperx_build_context_owner": "root",
+        # A repository of its own: the role removes its older ctx-* tags, and other suites share this engine.
+        "whisperx_image_name": TEST_IMAGE,
     }
     values.update(overrides)
     return values

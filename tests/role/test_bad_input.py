@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.role.helpers import run_playbook, run_runner, write_inventory
+from tests.role.helpers import MODELS_DIR, run_playbook, run_runner, write_inventory
 
 # They run ansible-playbook (about a second each), so they belong with the role's slower tests.
 pytestmark = pytest.mark.integration
@@ -56,6 +56,11 @@ def test_the_argument_spec_rejects_a_bad_value(inventory: Path, variable: str, v
         ({"whisperx_hf_token_file": "/nonexistent/token"}, "is not a readable file on the controller"),
         ({"whisperx_hf_token_file": ""}, "The diarization model (pyannote) is gated on Hugging Face"),
         ({"whisperx_model_bundle": "/nonexistent"}, "has no manifest.json"),
+        (
+            {"whisperx_model": "small", "whisperx_model_bundle": str(MODELS_DIR)},
+            f'whisperx_model "small" is not in the offline model bundle {MODELS_DIR} (it has: base, tiny.en): choose'
+            " one of those, or add it to the bundle.",
+        ),
         ({"whisperx_extra_ca_certs": ["/nonexistent/ca.crt"]}, "which does not exist on the controller"),
         ({"whisperx_source_dir": "/tmp"}, "holds no Dockerfile"),
     ],

@@ -184,3 +184,24 @@ def test_exits_and_crash_loops_are_told_apart(health):
 
 def test_crash_loop_logs_are_collapsed(health):
     assert health.collapse_repeats(["a", "a", "a", "b"]) == ["a  (x3)", "b"]
+
+
+def test_a_service_that_should_run_on_the_gpu_and_loaded_on_the_cpu_is_not_healthy(health):
+    ready = {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True, "error": None, "device": "cpu"}
+    problem = health.device_problem(ready, "cuda")
+    assert problem.startswith('The WhisperX models loaded on "cpu" instead of "cuda": ')
+    assert "whisperx_cuda_torch_index" in problem and 'set whisperx_gpus to "" to run on the CPU' in problem
+    assert health.device_problem({**ready, "device": "cuda"}, "cuda") is None
+    assert health.device_problem(ready, None) is None and health.device_problem(ready, "") is None
+
+
+def test_a_cuda_load_error_says_what_to_check_when_gpus_were_requested(health):
+    body = {"status": "error", "error": "WHISPERX_DEVICE=cuda but torch sees no CUDA device"}
+    message = health.load_error_message(body, "cuda")
+    assert message.startswith("The WhisperX models failed to load: WHISPERX_DEVICE=cuda but torch sees no CUDA device.")
+    assert "Check that the image's torch has CUDA support" in message
+    other = {"status": "error", "error": "Whisper model 'small' is not in the offline bundle"}
+    assert health.load_error_message(other, "cuda") == (
+        "The WhisperX models failed to load: Whisper model 'small' is not in the offline bundle."
+    )
+    assert "Check that" not in health.load_error_message(body, None)

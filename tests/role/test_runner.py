@@ -7,12 +7,15 @@ stand-in once for the whole module; the tests run in order against that installa
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from tests.role.helpers import (
     FAKE_TOKEN,
+    MODELS_DIR,
     TEST_CONTAINER,
+    TEST_IMAGE,
     TEST_PORT,
     GpuHost,
     run_runner,
@@ -55,7 +58,7 @@ def test_install_succeeds_and_reports_its_phases(installed):
 def test_install_reports_the_container_it_leaves_and_the_reachable_host(installed):
     status = installed.artifact_data["whisperx_status"]
     assert status["installed"] is True and status["running"] is True and status["healthy"] is True
-    assert status["image"].startswith("spark-inference/whisperx-asr:ctx-")
+    assert status["image"].startswith(f"{TEST_IMAGE}:ctx-")
     assert status["health"]["whisper_loaded"] is True and status["health"]["diarizer_loaded"] is True
     assert installed.artifact_data["whisperx_preflight"] == {"reachable": True, "host": "gpu", "reason": None}
 
@@ -80,7 +83,7 @@ def test_status_is_machine_readable_through_set_stats(installed, inventory):
     status = run.artifact_data["whisperx_status"]
     assert set(status) == {"installed", "running", "healthy", "image", "health"}
     assert status["installed"] is True and status["running"] is True and status["healthy"] is True
-    assert status["image"].startswith("spark-inference/whisperx-asr:ctx-")
+    assert status["image"].startswith(f"{TEST_IMAGE}:ctx-")
     assert status["health"]["status"] == "ready" and status["health"]["diarizer_loaded"] is True
     assert status["health"]["model"] == "tiny.en" and status["health"]["device"] == "cpu"
 
@@ -151,15 +154,39 @@ def test_service_status_of_a_container_that_does_not_exist_is_absent(installed, 
     }
 
 
-def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(installed, inventory, gpu_host: GpuHost):
+@pytest.fixture(scope="module")
+def truncated_bundle(tmp_path_factory):
+    """An offline bundle whose manifest lists Whisper small, whose model.bin was cut short (an interrupted
+    copy): preflight finds the model listed, and the service fails to load it."""
+    bundle = tmp_path_factory.mktemp("truncated-bundle")
+    manifest = json.loads((MODELS_DIR / "manifest.json").read_text())
+    tiny = next(model for model in manifest["models"] if model["path"] == "whisper-tiny.en")
+    (bundle / "whisper-small").mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(MODELS_DIR / "whisper-tiny.en" / name, bundle / "whisper-small" / name)
+    with (MODELS_DIR / "whisper-tiny.en/model.bin").open("rb") as model:
+        (bundle / "whisper-small/model.bin").write_bytes(model.read(2**20))
+    manifest["models"] = [{**tiny, "name": "whisper-small", "path": "whisper-small"}]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    return bundle
+
+
+def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(
+    installed, inventory, gpu_host: GpuHost, truncated_bundle
+):
     before = gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout
-    # A model the offline bundle does not hold: the new container reports the load error on /health.
-    run = run_runner("whisperx.yml", inventory, {"whisperx_model": "small"})
+    # The new container reports the load error on /health; the running one keeps its own bundle directory.
+    upgrade = {
+        "whisperx_model": "small",
+        "whisperx_model_bundle": str(truncated_bundle),
+        "whisperx_model_bundle_dest": "~/whisperx-model-bundle-truncated",
+    }
+    run = run_runner("whisperx.yml", inventory, upgrade)
     assert run.rc != 0
-    assert "so the previous one (spark-inference/whisperx-asr:ctx-" in run.failure
+    assert f"so the previous one ({TEST_IMAGE}:ctx-" in run.failure
     assert (
-        "was put back and is healthy again: The WhisperX models failed to load: Whisper model 'small' is not in"
-        " the offline bundle /models (it has: base, tiny.en)"
+        "was put back and is healthy again: The WhisperX models failed to load: cannot load Whisper from"
+        " /models/whisper-small: "
     ) in run.failure
     # The caller learns what runs now from the failed run itself, with no second run.
     status = run.artifact_data["whisperx_status"]
@@ -167,6 +194,20 @@ def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(installed, inv
     assert status["image"] == before.split()[1]
     assert status["health"]["model"] == "tiny.en" and status["health"]["error"] is None
     assert gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout == before
+
+
+def test_gpus_are_required_to_be_used_when_requested(installed, inventory, gpu_host: GpuHost):
+    # No GPU here, so the role's own expectation stands in for whisperx_gpus=all (test_role_vars.py shows
+    # GPUs lead to it): the installed service, on the CPU, must then fail the load phase.
+    started = gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout
+    run = run_runner("whisperx.yml", inventory, {"_whisperx_expected_device": "cuda"})
+    assert run.rc != 0
+    assert (
+        "did not become healthy and there is no earlier version to roll back to: The WhisperX models loaded on"
+        ' "cpu" instead of "cuda": check that the image\'s torch has CUDA support'
+    ) in run.failure
+    assert run.artifact_data["whisperx_status"]["running"] is True
+    assert gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout == started
 
 
 def test_remove_takes_only_the_container_and_status_says_so(installed, inventory, gpu_host: GpuHost):

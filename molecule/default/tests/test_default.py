@@ -76,7 +76,7 @@ def test_models_come_from_the_read_only_bundle_and_the_cache_volume(inspect):
 
 def test_image_is_tagged_with_its_build_context_hash(inspect):
     image = inspect["Config"]["Image"]
-    assert image.startswith("spark-inference/whisperx-asr:ctx-")
+    assert image.startswith("mol-whisperx-asr:ctx-")  # molecule group_vars: whisperx_image_name
     assert inspect["Config"]["Labels"]["org.spark-inference.context-sha"].startswith(image.rsplit("-", 1)[1])
 
 
