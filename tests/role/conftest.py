@@ -61,6 +61,17 @@ def gpu_host(collection: Path):
 
 
 @pytest.fixture
+def password_sudo(gpu_host: GpuHost):
+    """The GPU host as many real ones are: sudo asks the SSH user for a password (a later sudoers rule wins)."""
+    rule = "/etc/sudoers.d/zz-password"
+    gpu_host.docker("exec", gpu_host.name, "sh", "-c", f"echo 'spark ALL=(ALL) PASSWD: ALL' > {rule}; chmod 440 {rule}")
+    try:
+        yield gpu_host
+    finally:
+        gpu_host.docker("exec", gpu_host.name, "rm", "-f", rule)
+
+
+@pytest.fixture
 def clean_host(gpu_host: GpuHost):
     """The GPU host with no test container. What earlier installs shipped (build context, model bundle)
     stays, as it would on a real host."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -85,3 +86,35 @@ def test_a_container_of_that_name_the_role_did_not_create_is_left_alone(
     assert run.rc != 0
     assert f"A container named {TEST_CONTAINER} already runs on gpu and was not created by this role" in run.failure
     assert clean_host.docker("inspect", "--format", "{{.Id}}", TEST_CONTAINER).stdout == before
+
+
+def test_a_build_context_owner_that_needs_sudo_is_refused_where_sudo_asks_for_a_password(
+    clean_host: GpuHost, password_sudo: GpuHost, tmp_path: Path, token_file: Path
+):
+    before = host_state(clean_host)
+    run = install(clean_host, tmp_path, token_file, whisperx_build_context_owner="root")
+    assert run.rc != 0
+    assert (
+        "whisperx_build_context_owner is root, which needs sudo for spark on gpu, and sudo failed (Task failed:"
+        " Missing sudo password): allow it passwordless sudo, or leave whisperx_build_context_owner empty to ship"
+        " as spark."
+    ) in run.failure
+    assert host_state(clean_host) == before
+
+
+def test_a_build_directory_an_earlier_install_shipped_as_root_is_named(
+    clean_host: GpuHost, tmp_path: Path, token_file: Path
+):
+    build_dir = clean_host.home / "whisperx-build-as-root"
+    build_dir.mkdir(exist_ok=True)
+    os.chown(build_dir, 0, 0)  # this machine's root is the host's root: the home is the same directory
+    before = host_state(clean_host)
+    run = install(
+        clean_host, tmp_path, token_file, whisperx_build_context_owner="", whisperx_build_dir="~/whisperx-build-as-root"
+    )
+    assert run.rc != 0
+    assert (
+        f"{build_dir} on gpu belongs to root (an earlier install shipped it as root), so spark cannot replace its"
+        f" files without sudo: remove it (sudo rm -rf {build_dir}) or set whisperx_build_context_owner to root."
+    ) in run.failure
+    assert host_state(clean_host) == before
