@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     watchdog_failures: int = Field(3, ge=1, validation_alias=_env("SPARK_CONTROL_WATCHDOG_FAILURES"))
     watchdog_backoff_s: float = Field(60.0, ge=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_BACKOFF"))
     watchdog_backoff_max_s: float = Field(1800.0, ge=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_BACKOFF_MAX"))
+    watchdog_start_grace_s: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_env("SPARK_CONTROL_WATCHDOG_START_GRACE"),
+        description="after a start or restart, failed checks count once the service answered healthy or after this",
+    )
     watchdog_max_restarts: int = Field(
         5, ge=1, validation_alias=_env("SPARK_CONTROL_WATCHDOG_MAX_RESTARTS"), description="per hour, then give up"
     )

@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry = ServiceRegistry(settings, http, job_manager, monitor)
             job_manager.listeners += [monitor.on_job_finished, registry.on_job_finished]
             watchdog = Watchdog(settings, registry, job_manager)
+            job_manager.listeners.append(watchdog.on_job_finished)
             app.state.jobs = job_manager
             app.state.whisperx = monitor
             app.state.registry = registry

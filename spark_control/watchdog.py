@@ -1,10 +1,13 @@
 """Restarts a managed service whose health fails N times in a row, with backoff and a cap.
 
 Skipped: services the operator stopped (intent), and services whose lock a job holds (an install or
-an action is changing them anyway). Restart k within the last hour waits BACKOFF * 2**k (at most
-BACKOFF_MAX) after the previous one; after MAX_RESTARTS in an hour the watchdog gives up on that
-service until its health comes back or the operator acts. Every restart is a job recorded in the
-service's `restarts`, which GET /api/services shows.
+an action is changing them anyway). A service that a start or restart (the operator's or the
+watchdog's) has just brought up gets START_GRACE to answer healthy before failed checks count again:
+a model server booting is not a broken one, and restarting it mid-boot only starts the boot over.
+Restart k within the last hour waits BACKOFF * 2**k (at most BACKOFF_MAX) after the previous one;
+after MAX_RESTARTS in an hour the watchdog gives up on that service until its health comes back or
+the operator acts. Every restart is a job recorded in the service's `restarts`, which GET
+/api/services shows.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from spark_control.config import Settings
-from spark_control.runner.jobs import JobConflict, JobManager, iso, now
+from spark_control.runner.jobs import Job, JobConflict, JobManager, iso, now
 from spark_control.services import ServiceRegistry
 
 log = logging.getLogger("spark_control.watchdog")
@@ -40,6 +43,7 @@ class Watchdog:
         self.last_error: dict[str, str | None] = {}
         self._not_before: dict[str, float] = {}
         self._not_before_wall: dict[str, str] = {}
+        self._coming_up: dict[str, tuple[float, str]] = {}  # started or restarted, not healthy yet: (deadline, iso)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -61,6 +65,13 @@ class Watchdog:
                 log.exception("watchdog round failed")
             await asyncio.sleep(self.settings.watchdog_interval_s)
 
+    def on_job_finished(self, job: Job) -> None:
+        """A service that a start or restart brought up gets its start grace from now on."""
+        record = job.record
+        if record.kind == "service" and record.action in ("start", "restart") and record.state == "successful":
+            grace = self.settings.watchdog_start_grace_s
+            self._coming_up[str(record.target)] = (self.clock() + grace, iso(now() + timedelta(seconds=grace)) or "")
+
     async def tick(self) -> None:
         """One round: check every managed service once (concurrently)."""
         await asyncio.gather(*(self._check(name) for name in self.registry.managed()))
@@ -76,9 +87,13 @@ class Watchdog:
         self.last_error[name] = sample.error
         if sample.ok:
             self.failures[name] = 0
+            self._coming_up.pop(name, None)
             if record.gave_up_at:
                 record.gave_up_at = None
                 self.registry.save()
+            return
+        if self._in_start_grace(name):
+            self.failures[name] = 0
             return
         failures = self.failures[name] = self.failures.get(name, 0) + 1
         if failures < self.settings.watchdog_failures or record.gave_up_at:
@@ -102,6 +117,13 @@ class Watchdog:
         self._not_before[name] = self.clock() + delay
         self._not_before_wall[name] = iso(now() + timedelta(seconds=delay)) or ""
 
+    def _in_start_grace(self, name: str) -> bool:
+        coming_up = self._coming_up.get(name)
+        if coming_up and self.clock() >= coming_up[0]:
+            del self._coming_up[name]
+            return False
+        return coming_up is not None
+
     def restarts_last_hour(self, name: str) -> int:
         since = now() - timedelta(hours=1)
         return sum(
@@ -120,6 +142,7 @@ class Watchdog:
             "next_restart_not_before": self._not_before_wall.get(name)
             if self.clock() < self._not_before.get(name, 0.0)
             else None,
+            "start_grace_until": self._coming_up[name][1] if self._in_start_grace(name) else None,
             "gave_up_at": record.gave_up_at,
             "restarts": list(reversed(record.restarts)),
         }

@@ -179,11 +179,7 @@ def whisperx_queue(lab: Lab) -> dict | None:
 
 
 def whisperx_settled(lab: Lab) -> bool:
-    """Ready with its diarizer, no job acting on it, no failed health check counting towards a restart.
-
-    The lab's watchdog checks every second and restarts after three failures, so a WhisperX that was just
-    (re)started can be restarted once more while it boots; the tests below start from a quiet service.
-    """
+    """Ready with its diarizer, no job acting on it, no failed health check counting towards a restart."""
     health = lab.get("/api/whisperx/status").json()["health"] or {}
     acting = [
         job
@@ -318,8 +314,10 @@ def test_whisperx_killed_mid_request_the_callers_get_the_legacy_answer(lab: Lab)
         assert body["backend"] == "legacy" and body["text"] == LONG_TEXT, "the legacy service heard the same upload"
     assert legacy_transcriptions(lab) == legacy_before + 2, "one retry each"
 
-    # The watchdog brings WhisperX back (and settles) before the next test.
+    # Nobody asked for it to stop: the watchdog restarts it, once, and lets it boot.
     wait_until(lambda: whisperx_settled(lab), 300, 1)
+    restarts = {s["name"]: s for s in lab.get("/api/services").json()}["whisperx"]["watchdog"]["restarts"]
+    assert [r["state"] for r in restarts] == ["successful"], restarts
 
 
 def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):

@@ -150,6 +150,7 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
         watchdog_backoff_s=1.5,
         watchdog_backoff_max_s=60,
         watchdog_max_restarts=2,
+        watchdog_start_grace_s=0,  # the stand-in's fault outlives the stand-in playbook's restart: no boot to wait for
     )
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -178,6 +179,36 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
     assert job["trigger"] == "watchdog" and job["action"] == "restart" and job["target"] == "parakeet"
     assert watchdog["restarts_last_hour"] == 2 and watchdog["max_restarts_per_hour"] == 2
     assert healed["consecutive_failures"] == 0
+
+
+def test_a_service_just_started_gets_time_to_come_up_before_failures_count(make_settings, serve, spark2):
+    """Started and not healthy yet (a model server booting): no restart until it has answered healthy once."""
+    parakeet = spark2["parakeet"]
+    settings = make_settings(
+        legacy_asr_url=parakeet.url,
+        magpie_url=spark2["magpie"].url,
+        watchdog_enabled=True,
+        watchdog_interval_s=0.2,
+        watchdog_failures=2,
+        watchdog_backoff_s=0,
+        watchdog_start_grace_s=3600,
+    )
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/api/services/parakeet/stop", headers=AUTH).status_code == 200
+        httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})  # down, then booting after the start
+        assert client.post("/api/services/parakeet/start", headers=AUTH).status_code == 200
+        wait_until(lambda: services_by_name(client)["parakeet"]["watchdog"]["last_error"])
+        time.sleep(1.5)  # seven failed checks, five more than the threshold
+        booting = services_by_name(client)["parakeet"]["watchdog"]
+
+        httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "ok"})  # up
+        wait_until(lambda: services_by_name(client)["parakeet"]["watchdog"]["start_grace_until"] is None)
+        httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})  # and broken later: that counts
+        restart = wait_until(lambda: services_by_name(client)["parakeet"]["watchdog"]["restarts"])[0]
+    assert booting["restarts"] == [] and booting["consecutive_failures"] == 0
+    assert booting["start_grace_until"] and "HTTP 500" in booting["last_error"]
+    assert restart["reason"].startswith("2 failed health checks in a row")
 
 
 def test_the_watchdog_leaves_a_service_the_operator_stopped_alone(make_settings, serve, spark2):

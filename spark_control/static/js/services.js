@@ -109,9 +109,11 @@ export class ServicesTable {
     const w = s.watchdog ?? {};
     const restarts = w.restarts ?? [];
     const last = restarts[0];
+    const comingUp = Boolean(w.enabled && w.start_grace_until && !s.healthy);
     let watch;
     if (w.gave_up_at) watch = badge("gave up", "bad");
     else if (!w.enabled) watch = badge(stoppedOnPurpose ? "paused" : "off", "");
+    else if (comingUp) watch = badge("coming up", "");
     else watch = badge(w.consecutive_failures ? `${w.consecutive_failures}/${w.threshold} failed` : "watching", w.consecutive_failures ? "warn" : "ok");
     fill(
       row.watchdog,
@@ -119,6 +121,7 @@ export class ServicesTable {
       detail(`${plural(restarts.length, "restart")}, ${w.restarts_last_hour ?? 0} in the last hour`),
       last ? detail(`last ${ago(secondsSince(last.at))}: ${last.state}${last.reason ? ` (${last.reason})` : ""}`, localTime(last.at)) : null,
       w.gave_up_at ? detail(`after ${w.max_restarts_per_hour} restarts in an hour, ${localTime(w.gave_up_at)}; start it to resume`) : null,
+      comingUp ? detail(`just (re)started: failed checks count once it answers, or from ${localTime(w.start_grace_until)}`) : null,
     );
 
     const c = s.deep_check;
