@@ -196,18 +196,16 @@ def test_a_failed_upgrade_reports_the_container_it_rolled_back_to(
     assert gpu_host.docker("inspect", "--format", "{{.Image}} {{.Config.Image}}", TEST_CONTAINER).stdout == before
 
 
-def test_gpus_are_required_to_be_used_when_requested(installed, inventory, gpu_host: GpuHost):
+def test_gpus_are_required_to_be_used_when_requested(installed, inventory):
     # No GPU here, so the role's own expectation stands in for whisperx_gpus=all (test_role_vars.py shows
     # GPUs lead to it): the installed service, on the CPU, must then fail the load phase.
-    started = gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout
     run = run_runner("whisperx.yml", inventory, {"_whisperx_expected_device": "cuda"})
     assert run.rc != 0
+    assert "did not become healthy" in run.failure
     assert (
-        "did not become healthy and there is no earlier version to roll back to: The WhisperX models loaded on"
-        ' "cpu" instead of "cuda": check that the image\'s torch has CUDA support'
+        'The WhisperX models loaded on "cpu" instead of "cuda": check that the image\'s torch has CUDA support'
     ) in run.failure
     assert run.artifact_data["whisperx_status"]["running"] is True
-    assert gpu_host.docker("inspect", "--format", "{{.State.StartedAt}}", TEST_CONTAINER).stdout == started
 
 
 def test_remove_takes_only_the_container_and_status_says_so(installed, inventory, gpu_host: GpuHost):
