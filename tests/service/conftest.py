@@ -73,7 +73,8 @@ def wait_for(container: Container, statuses: set[str], timeout: float = 180) -> 
             if last["status"] in statuses:
                 return last
         except (httpx.HTTPError, json.JSONDecodeError):
-            pass
+            if docker("inspect", "--format", "{{.State.Running}}", container.name).stdout.strip() != "true":
+                raise AssertionError(f"the container exited:\n{container.logs()[-3000:]}") from None
         time.sleep(0.25)
     raise AssertionError(f"/health never reached {statuses}: last {last}\n{container.logs()[-3000:]}")
 

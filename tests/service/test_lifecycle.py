@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,13 @@ def test_the_docker_healthcheck_passes_when_ready(service: Container):
     assert docker("inspect", "--format", "{{json .Config.Healthcheck.Test}}", service.name).stdout.strip()
 
 
+def test_the_docker_healthcheck_asks_where_the_settings_say_the_service_listens(service: Container):
+    wrong_port = docker("exec", "-e", "WHISPERX_PORT=9", service.name, "python", "-m", "app.healthcheck", check=False)
+    assert wrong_port.returncode == 1 and "http://127.0.0.1:9/health" in wrong_port.stdout
+    own_address = docker("exec", "-e", "WHISPERX_HOST=127.0.0.1", service.name, "python", "-m", "app.healthcheck")
+    assert "status: ready" in own_address.stdout
+
+
 def test_metrics_count_requests_queue_stages_and_realtime_factor(service: Container, audio: Path):
     with (audio / "sentence.wav").open("rb") as f:
         httpx.post(f"{service.url}/v1/audio/transcriptions", files={"file": f}, timeout=60).raise_for_status()
@@ -42,6 +50,21 @@ def test_metrics_count_requests_queue_stages_and_realtime_factor(service: Contai
     for name in ("whisperx_queue_running", "whisperx_queue_waiting", "whisperx_realtime_factor_count"):
         assert name in text
     assert 'whisperx_stage_seconds_count{stage="transcribe"}' in text
+
+
+def request_series(service: Container) -> set[str]:
+    text = httpx.get(f"{service.url}/metrics", timeout=10).text
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("whisperx_requests_total{")}
+
+
+def test_requests_to_unknown_paths_do_not_add_metric_series(service: Container):
+    for path in [f"/v1/audio/{uuid.uuid4().hex}" for _ in range(20)] + ["/v1/audio/transcriptions/extra"]:
+        assert httpx.post(f"{service.url}{path}", timeout=10).status_code == 404
+    before = request_series(service)
+    assert 'whisperx_requests_total{endpoint="other",status="404"}' in before
+    for path in [f"/v1/audio/{uuid.uuid4().hex}" for _ in range(20)]:
+        assert httpx.post(f"{service.url}{path}", timeout=10).status_code == 404
+    assert request_series(service) == before
 
 
 def test_requests_while_loading_get_503_with_retry_after(model_bundle: Path, audio: Path):

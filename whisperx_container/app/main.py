@@ -34,6 +34,7 @@ def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
     app.include_router(transcriptions.router)
 
     app.add_middleware(UploadLimit, max_mb=settings.whisperx_max_upload_mb)
-    app.add_middleware(RequestMetrics, metrics=service.metrics)  # outermost: counts the 413s too
+    audio_routes = {route.path: route.path.rsplit("/", 1)[-1] for route in transcriptions.router.routes}
+    app.add_middleware(RequestMetrics, metrics=service.metrics, endpoints=audio_routes)  # outermost: counts 413s too
     logging.getLogger("app").setLevel(logging.INFO)
     return app

@@ -32,16 +32,21 @@ class Metrics:
 
 
 class RequestMetrics:
-    """Counts /v1/audio/* responses by endpoint and status (a pure ASGI middleware: no task groups)."""
+    """Counts /v1/audio/* responses by endpoint and status (a pure ASGI middleware: no task groups).
 
-    def __init__(self, app, metrics: Metrics):
+    `endpoints` maps the app's own route paths to their labels; any other path under /v1/audio/ (a
+    typo, a 404) is counted as "other", so requests to arbitrary paths cannot create new series.
+    """
+
+    def __init__(self, app, metrics: Metrics, endpoints: dict[str, str]):
         self.app = app
         self.metrics = metrics
+        self.endpoints = endpoints
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/v1/audio/"):
             return await self.app(scope, receive, send)
-        endpoint = scope["path"].rsplit("/", 1)[-1]
+        endpoint = self.endpoints.get(scope["path"], "other")
         status = 500
 
         async def counted(message):
