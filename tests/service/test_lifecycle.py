@@ -42,6 +42,15 @@ def test_the_docker_healthcheck_asks_where_the_settings_say_the_service_listens(
     assert "status: ready" in own_address.stdout
 
 
+def test_alignment_downloads_are_kept_in_the_models_volume(service: Container):
+    # whisperX fetches wav2vec2 weights through torch hub and NLTK's punkt_tab on first use: both must land
+    # under /root/.cache/huggingface (the whisperx-models volume), or every re-created container fetches again
+    where = "import torch, nltk.downloader as d; print(torch.hub.get_dir(), d.Downloader().default_download_dir())"
+    torch_hub, nltk_data = service.exec("python", "-c", where).split()
+    assert torch_hub.startswith("/root/.cache/huggingface/"), torch_hub
+    assert nltk_data.startswith("/root/.cache/huggingface/"), nltk_data
+
+
 def test_metrics_count_requests_queue_stages_and_realtime_factor(service: Container, audio: Path):
     with (audio / "sentence.wav").open("rb") as f:
         httpx.post(f"{service.url}/v1/audio/transcriptions", files={"file": f}, timeout=60).raise_for_status()

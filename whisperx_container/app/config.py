@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     whisperx_max_speakers: int = Field(8, ge=1, le=64, description="cap on speakers per recording")
     whisperx_window_s: float = Field(600.0, ge=60.0, description="diarization window; bounds memory on long audio")
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")
+    nltk_data: Path | None = Field(None, description="where whisperX's alignment keeps NLTK's punkt_tab data")
 
-    @field_validator("hf_token", "hf_token_file", "whisperx_model_bundle", mode="before")
+    @field_validator("hf_token", "hf_token_file", "whisperx_model_bundle", "nltk_data", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

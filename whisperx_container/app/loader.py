@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import suppress
 from pathlib import Path
 
 from app.config import Settings
@@ -35,6 +36,11 @@ def prepare_environment(settings: Settings) -> None:
     if settings.whisperx_model_bundle:
         for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
             os.environ[var] = "1"
+    if settings.nltk_data:
+        # NLTK downloads into the first NLTK_DATA directory only if it exists; else into ~/nltk_data,
+        # outside the models volume, so it would be fetched again after every container re-creation
+        with suppress(OSError):  # a read-only mount: NLTK falls back on its defaults
+            settings.nltk_data.mkdir(parents=True, exist_ok=True)
 
 
 def whisper_source(settings: Settings) -> tuple[str, bool]:
