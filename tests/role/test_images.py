@@ -1,14 +1,15 @@
 """Successive upgrades on a host whose sudo asks for a password, with the default build context owner.
 
 The build context is shipped as the SSH user, so no step needs sudo; after each install that changed the
-image, the role's older tags go and two stay: the current one and the rollback target. The service sources
-are a small context on top of the real service image, so each install builds in seconds whoever owns the
-files (the real context, shipped as anyone but root, would miss `make image`'s layer cache and reinstall
-every wheel).
+image, the role's older tags go and two stay: the current one and the rollback target. The context is this
+checkout's service app on top of the service image's environment, so each install builds in seconds
+whoever owns the files (the real context, shipped as anyone but root, would miss `make image`'s layer cache
+and reinstall every wheel).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.role.helpers import (
     FAKE_TOKEN,
+    REPO,
     SERVICE_IMAGE,
     TEST_CONTAINER,
     GpuHost,
@@ -56,7 +58,10 @@ def test_three_upgrades_leave_the_current_image_and_the_rollback_target(
 ):
     source = tmp_path / "source"
     source.mkdir()
-    (source / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY marker.txt /srv/marker.txt\n")
+    shutil.copytree(REPO / "whisperx_container/app", source / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app/ /srv/app/\nCOPY marker.txt /srv/marker.txt\n"
+    )
     token_file = tmp_path / "hf_token"
     token_file.write_text(FAKE_TOKEN + "\n")
     variables = service_vars(
