@@ -21,7 +21,7 @@ service-tests: image models fixtures venv ## integration tests against the built
 	@$(STAGE) service-tests $(BIN)/pytest -m integration tests/service
 
 bench-service: image models fixtures venv ## the long-audio benchmark (about an hour): docs/benchmarks/service.md
-	@$(STAGE) bench-service $(PY) scripts/bench_service.py --out docs/benchmarks
+	@$(STAGE) bench-service $(PY) -m scripts.bench_service --out docs/benchmarks
 
 service-lock: ## re-pin whisperx_container/requirements.txt (x86_64 + aarch64) from requirements.in
 	test -x $(UV_VENV)/bin/uv || { python3 -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install -q uv; }

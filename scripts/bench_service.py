@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the WhisperX service image on long audio: `make bench-service` (about an hour on 2 cores).
 
+Run from the repository root as `python -m scripts.bench_service` (it imports scripts.bench).
+
 Builds 1/5/30/90-minute recordings by concatenating the espeak dialogue and pyannote's sample with
 pauses (four speakers, known turns and words), then measures, all in one run on this machine:
 
@@ -21,23 +23,21 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
 import time
 import uuid
-import wave
 from pathlib import Path
 
 import httpx
-import jiwer
 import numpy as np
+
+from scripts.bench.recordings import PAUSE_S, dialogue_lines, mix, reference_blocks
+from scripts.bench.scoring import der, hypothesis_turns, rttm_turns, stm_lines, wer, word_speaker_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spark-inference"
-RATE = 16000
-PAUSE_S = 1.0
 GOAL_WALL_RATIO = 0.6
 GOAL_PEAK_RATIO = 1.5
 GOAL_HTTP_OVERHEAD = 0.03
@@ -45,135 +45,6 @@ GOAL_HTTP_OVERHEAD = 0.03
 
 def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
-
-
-# ---------------------------------------------------------------- audio and references
-
-
-def read_pcm(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2, path
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2")
-
-
-def write_pcm(path: Path, pcm: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-
-
-def rttm_turns(path: Path) -> list[tuple[float, float, str]]:
-    turns = []
-    for line in path.read_text().splitlines():
-        p = line.split()
-        if p and p[0] == "SPEAKER":
-            turns.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
-    return turns
-
-
-def stm_lines(path: Path) -> list[tuple[float, float, str]]:
-    """(start, end, text) of each line of a NIST STM transcript."""
-    lines = []
-    for line in path.read_text().splitlines():
-        p = line.split()
-        if len(p) > 5:
-            lines.append((float(p[3]), float(p[4]), " ".join(p[5:])))
-    return lines
-
-
-def build_long(minutes: float, blocks: list[dict], work: Path) -> dict:
-    """A recording of `minutes` cycling through blocks (dialogue, sample) with pauses; its reference turns."""
-    path = work / f"long-{minutes:g}min.wav"
-    meta = work / f"long-{minutes:g}min.v2.json"  # turns and the words of the lines that fit
-    if path.is_file() and meta.is_file():
-        return {"path": path, **json.loads(meta.read_text())}
-    target = int(minutes * 60 * RATE)
-    gap = np.zeros(int(PAUSE_S * RATE), "<i2")
-    parts, turns, words, n, i = [], [], [], 0, 0
-    while n < target:
-        block = blocks[i % len(blocks)]
-        offset = n / RATE
-        turns += [(offset + s, offset + e, spk) for s, e, spk in block["turns"] if offset + e <= minutes * 60]
-        words += [text for _, e, text in block["lines"] if offset + e <= minutes * 60]
-        parts += [block["pcm"], gap]
-        n += len(block["pcm"]) + len(gap)
-        i += 1
-    write_pcm(path, np.concatenate(parts)[:target])
-    info = {"turns": turns, "text": " ".join(words), "blocks": i}
-    meta.write_text(json.dumps(info))
-    return {"path": path, **info}
-
-
-# ---------------------------------------------------------------- scoring
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
-
-
-def _frames(turns, total_s: float, labels: list[str]) -> np.ndarray:
-    m = np.zeros((int(total_s * 100) + 1, len(labels)), bool)
-    for start, end, spk in turns:
-        m[int(start * 100) : int(end * 100), labels.index(spk)] = True
-    return m
-
-
-def _greedy_mapping(cooc: np.ndarray) -> dict[int, int]:
-    """One-to-one hypothesis -> reference mapping, largest overlaps first."""
-    mapping, used_h, used_r = {}, set(), set()
-    for flat in np.argsort(-cooc, axis=None):
-        h, r = np.unravel_index(flat, cooc.shape)
-        if h not in used_h and r not in used_r and cooc[h, r] > 0:
-            mapping[int(h)] = int(r)
-            used_h.add(h)
-            used_r.add(r)
-    return mapping
-
-
-def der(reference: list, hypothesis: list, total_s: float) -> float:
-    """Frame-level (10 ms) diarization error rate, no collar, overlap scored, greedy speaker mapping."""
-    ref_labels = sorted({t[2] for t in reference})
-    hyp_labels = sorted({t[2] for t in hypothesis})
-    ref = _frames(reference, total_s, ref_labels)
-    hyp = _frames(hypothesis, total_s, hyp_labels) if hyp_labels else np.zeros((ref.shape[0], 0), bool)
-    cooc = hyp.T.astype(np.int64) @ ref.astype(np.int64)
-    mapping = _greedy_mapping(cooc) if hyp_labels else {}
-    n_ref, n_hyp = ref.sum(1), hyp.sum(1)
-    mapped = np.zeros_like(ref)
-    for h, r in mapping.items():
-        mapped[:, r] |= hyp[:, h]
-    correct = (mapped & ref).sum(1)
-    errors = np.maximum(n_ref, n_hyp) - correct
-    return float(errors.sum() / max(n_ref.sum(), 1))
-
-
-def hypothesis_turns(result: dict) -> list[tuple[float, float, str]]:
-    return [(s["start"], s["end"], s["speaker"]) for s in result["segments"] if s["end"] > s["start"]]
-
-
-def word_speaker_accuracy(result: dict, turns: list) -> float:
-    ref_labels = sorted({t[2] for t in turns})
-    pairs = []
-    for seg in result["segments"]:
-        for w in seg["words"]:
-            mid = (w["start"] + w["end"]) / 2
-            inside = [spk for s, e, spk in turns if s <= mid <= e]
-            ref = inside[0] if inside else min(turns, key=lambda t: min(abs(t[0] - mid), abs(t[1] - mid)))[2]
-            pairs.append((w.get("speaker") or seg["speaker"], ref))
-    if not pairs:
-        return 0.0
-    hyp_labels = sorted({h for h, _ in pairs})
-    cooc = np.zeros((len(hyp_labels), len(ref_labels)), np.int64)
-    for h, r in pairs:
-        cooc[hyp_labels.index(h), ref_labels.index(r)] += 1
-    mapping = _greedy_mapping(cooc)
-    return sum(mapping.get(hyp_labels.index(h)) == ref_labels.index(r) for h, r in pairs) / len(pairs)
 
 
 # ---------------------------------------------------------------- the service
@@ -511,19 +382,12 @@ def main() -> int:
         finally:
             docker("rm", "-f", tmp, check=False)
     dialogue_turns = rttm_turns(args.fixtures / "dialogue.rttm")
-    dialogue_lines = [
-        (t["start"], t["end"], t["text"]) for t in json.loads((args.fixtures / "dialogue.json").read_text())["turns"]
-    ]
-    dialogue_text = " ".join(text for *_, text in dialogue_lines)
+    dialogue_text = " ".join(text for *_, text in dialogue_lines(args.fixtures))
     sample_turns = rttm_turns(sample_dir / "sample.rttm")
-    sample_lines = stm_lines(sample_dir / "sample.stm")
-    sample_text = " ".join(text for *_, text in sample_lines)
-    blocks = [
-        {"pcm": read_pcm(args.fixtures / "dialogue.wav"), "turns": dialogue_turns, "lines": dialogue_lines},
-        {"pcm": read_pcm(sample_dir / "sample.wav"), "turns": sample_turns, "lines": sample_lines},
-    ]
+    sample_text = " ".join(text for *_, text in stm_lines(sample_dir / "sample.stm"))
+    blocks = reference_blocks(args.fixtures, sample_dir)
     lengths = sorted(set(args.minutes) | {args.http_minutes})
-    recordings = {m: build_long(m, blocks, args.work) for m in lengths}
+    recordings = {m: mix(m, blocks, args.work) for m in lengths}
     if args.only_http:
         results = json.loads((args.out / "service.json").read_text())
         service = Service(args.image, args.bundle, args.work)
@@ -577,7 +441,7 @@ def main() -> int:
                     "timings": result["timings"],
                     "peak_rss_mb": peak,
                     "speakers": len(result["speakers"]),
-                    "word_speaker_accuracy": word_speaker_accuracy(result, rec["turns"]),
+                    "word_speaker_accuracy": word_speaker_accuracy(result["segments"], rec["turns"]),
                     "wer": wer(rec["text"], result["text"]),
                     "rss_samples": samples[:: max(1, len(samples) // 200)],
                 },

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.speech import reference_turns_from_rttm, word_speaker_accuracy, words
+from scripts.bench.scoring import rttm_turns, word_speaker_accuracy, words
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_pyannotes_bundled_sample_has_two_speakers(url: str, pyannote_sample: Pa
     result = transcribe(url, pyannote_sample / "sample.wav")
 
     assert len(result["speakers"]) == 2, result["speakers"]
-    turns = reference_turns_from_rttm(pyannote_sample / "sample.rttm")
+    turns = rttm_turns(pyannote_sample / "sample.rttm")
     assert word_speaker_accuracy(result["segments"], turns) >= 0.8
     reference = words(json.dumps((pyannote_sample / "sample.stm").read_text()))
     heard = words(result["text"])

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.service.speech import words
+from scripts.bench.scoring import words
 
 pytestmark = pytest.mark.integration
 KEY_WORDS = ("schedule", "quarterly", "budget", "meeting", "thursday", "afternoon")
