@@ -1,5 +1,7 @@
 """The service image under test: one container per session, CPU, offline model bundle, tiny.en.
 
+The unit tests here import the service's numpy-only modules from whisperx_container/app directly.
+
 `make service-tests` builds the image first (`make image`); SERVICE_IMAGE names it. Each container
 this suite starts is named svc-test-* and removed at the end.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+# The service's own package (`app`), for the unit tests of its numpy-only parts (windows, speaker linking).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "whisperx_container"))
 
 IMAGE = os.environ.get("SERVICE_IMAGE", "spark-inference/whisperx-asr:cpu")
 QUEUE_LIMIT = 1

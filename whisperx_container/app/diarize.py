@@ -3,16 +3,14 @@
 pyannote 4 diarizes a whole file at once, and its reconstruction allocates
 chunks x frames x speakers float64 arrays, so memory grows with the recording (pyannote issue 1963).
 Here the pipeline only ever sees one window (WHISPERX_WINDOW_S, 10 min by default); each window's
-local speakers come back with a centroid embedding, and `SpeakerLinker` maps them onto global
-speakers by cosine similarity. Memory is bounded by the window, not the recording.
+local speakers come back with a centroid embedding, and `app.windows.SpeakerLinker` maps them onto
+global speakers by cosine similarity. Memory is bounded by the window, not the recording.
 
 The window's segmentation is computed once and shared: it is both the voice activity detection that
 cuts the audio for Whisper and the first step of diarization.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,8 +21,9 @@ from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 from pyannote.core import SlidingWindowFeature
 from pyannote.pipeline.parameter import ParamDict, Uniform
-from scipy.optimize import linear_sum_assignment
 from whisperx.vads.pyannote import Pyannote as WhisperxVad
+
+from app.windows import WindowSpeakers
 
 SAMPLE_RATE = 16000
 SEGMENTS_KEY = "whisperx_asr/segmentations"  # where a precomputed segmentation rides along with the file
@@ -101,15 +100,6 @@ def speech_chunks(segmentations: SlidingWindowFeature, model: Model, offset: flo
     return [(offset + c["start"], offset + c["end"]) for c in chunks if c["end"] > c["start"]]
 
 
-@dataclass
-class WindowSpeakers:
-    """One window's diarization: turns in absolute seconds with window-local labels, and centroids."""
-
-    turns: list[tuple[float, float, str]]
-    centroids: dict[str, np.ndarray]
-    durations: dict[str, float]
-
-
 def diarize_window(
     pipeline: SpeakerDiarization,
     waveform: torch.Tensor,
@@ -131,80 +121,3 @@ def diarize_window(
         turns.append((offset + segment.start, offset + segment.end, label))
         durations[label] = durations.get(label, 0.0) + segment.duration
     return WindowSpeakers(turns, centroids, durations)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    return v / n if n > 0 and np.isfinite(n) else v
-
-
-@dataclass
-class SpeakerLinker:
-    """Global speakers across windows: each window's local speakers join the most similar global one.
-
-    Two local speakers of one window never share a global speaker (Hungarian assignment); a local
-    speaker below `threshold` cosine similarity to every global one starts a new speaker, up to
-    `max_speakers`, beyond which it joins the nearest. State is one centroid per speaker.
-    """
-
-    threshold: float = 0.65  # cosine; window centroids: same speaker > 0.9, espeak pair ~0.58, real ~0.45
-    max_speakers: int = 8
-    centroids: list[np.ndarray] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
-    turns: list[tuple[float, float, int]] = field(default_factory=list)
-
-    def add(self, window: WindowSpeakers) -> None:
-        local = [label for label in window.durations if label in window.centroids]
-        local.sort(key=lambda label: -window.durations[label])
-        mapping: dict[str, int] = {}
-        if self.centroids and local:
-            sim = np.array([[float(_unit(window.centroids[lb]) @ _unit(c)) for c in self.centroids] for lb in local])
-            rows, cols = linear_sum_assignment(-sim)
-            for r, c in zip(rows, cols, strict=True):
-                if sim[r, c] >= self.threshold:
-                    mapping[local[r]] = int(c)
-        for label in local:
-            if label in mapping:
-                continue
-            if len(self.centroids) < self.max_speakers:
-                self.centroids.append(np.zeros_like(window.centroids[label]))
-                self.weights.append(0.0)
-                mapping[label] = len(self.centroids) - 1
-            else:
-                sims = [float(_unit(window.centroids[label]) @ _unit(c)) for c in self.centroids]
-                mapping[label] = int(np.argmax(sims))
-        for label, g in mapping.items():
-            w = window.durations[label]
-            total = self.weights[g] + w
-            self.centroids[g] = (self.centroids[g] * self.weights[g] + _unit(window.centroids[label]) * w) / total
-            self.weights[g] = total
-        for start, end, label in window.turns:
-            if label in mapping:
-                self.turns.append((start, end, mapping[label]))
-
-    def finish(self, num_speakers: int | None = None) -> list[tuple[float, float, str]]:
-        """The turns with final labels SPEAKER_00.. in order of first appearance."""
-        merged = list(range(len(self.centroids)))
-        if num_speakers is not None:
-            groups = {g: [g] for g in merged}
-            cents = {g: _unit(c) for g, c in enumerate(self.centroids)}
-            while len(groups) > num_speakers:
-                keys = list(groups)
-                best = max(
-                    ((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :]),
-                    key=lambda ab: float(cents[ab[0]] @ cents[ab[1]]),
-                )
-                a, b = best
-                groups[a] += groups.pop(b)
-                cents[a] = _unit(cents[a] + cents.pop(b))
-            for root, members in groups.items():
-                for m in members:
-                    merged[m] = root
-        names: dict[int, str] = {}
-        out = []
-        for start, end, g in sorted(self.turns):
-            root = merged[g]
-            if root not in names:
-                names[root] = f"SPEAKER_{len(names):02d}"
-            out.append((start, end, names[root]))
-        return out

@@ -8,6 +8,7 @@ at most one window ahead, so memory is bounded by the window size whatever the r
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -15,16 +16,16 @@ from collections import defaultdict
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 from whisperx.diarize import assign_word_speakers
 
 from app.asr import WhisperTranscriber
 from app.audio import PcmAudio
-from app.diarize import SAMPLE_RATE, SpeakerLinker, diarize_window, speech_chunks
+from app.diarize import SAMPLE_RATE, diarize_window, speech_chunks
+from app.windows import SpeakerLinker, cut_windows
 
-BOUNDARY_SEARCH_S = 10.0  # windows end at the quietest 100 ms within this distance of the nominal cut
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,20 +73,10 @@ class SpeechPipeline:
         self.aligner = aligner  # app.align.Wav2Vec2Aligner or None: word times from Whisper
         self.link_threshold = link_threshold
 
-    def windows(self, audio: PcmAudio) -> list[tuple[float, float]]:
-        cuts, start = [], 0.0
-        while audio.duration - start > self.window_s * 1.25:
-            nominal = start + self.window_s
-            rms = audio.rms_frames(nominal - BOUNDARY_SEARCH_S, nominal + BOUNDARY_SEARCH_S)
-            cut = nominal - BOUNDARY_SEARCH_S + 0.1 * int(np.argmin(rms)) + 0.05 if len(rms) else nominal
-            cuts.append((start, cut))
-            start = cut
-        cuts.append((start, audio.duration))
-        return cuts
-
     def run(self, audio: PcmAudio, options: Options, timings: Timings) -> dict:
-        windows = self.windows(audio)
+        windows = cut_windows(audio, self.window_s)
         single = len(windows) == 1
+        log.info("%.1f s of audio in %d diarization window(s)", audio.duration, len(windows))
         cap = min(options.max_speakers or self.max_speakers, self.max_speakers)
         if options.num_speakers:
             cap = max(cap, options.num_speakers)

@@ -1,0 +1,160 @@
+"""Long recordings in windows: where the windows are cut, and how their speakers become one set.
+
+Windows of WHISPERX_WINDOW_S are cut at the quietest 100 ms near each nominal boundary, so a word is
+rarely split. Each window is diarized on its own (app.diarize); `SpeakerLinker` maps every window's
+local speakers onto the recording's global speakers by their centroid embeddings. The state carried
+from window to window is one centroid per speaker and the list of turns: memory is bounded by the
+window, not the recording. numpy only, so the unit tests run without the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.audio import PcmAudio
+
+BOUNDARY_SEARCH_S = 10.0  # windows end at the quietest 100 ms within this distance of the nominal cut
+FRAME_S = 0.1
+SINGLE_WINDOW_SLACK = 1.25  # a recording up to 1.25 windows long is diarized in one piece
+
+
+def cut_windows(audio: PcmAudio, window_s: float, search_s: float = BOUNDARY_SEARCH_S) -> list[tuple[float, float]]:
+    """(start, end) seconds of each window: contiguous, covering the recording."""
+    cuts, start = [], 0.0
+    while audio.duration - start > window_s * SINGLE_WINDOW_SLACK:
+        nominal = start + window_s
+        rms = audio.rms_frames(nominal - search_s, nominal + search_s, FRAME_S)
+        cut = nominal - search_s + FRAME_S * (int(np.argmin(rms)) + 0.5) if len(rms) else nominal
+        cuts.append((start, cut))
+        start = cut
+    cuts.append((start, audio.duration))
+    return cuts
+
+
+@dataclass
+class WindowSpeakers:
+    """One window's diarization: turns in absolute seconds with window-local labels, and centroids."""
+
+    turns: list[tuple[float, float, str]]
+    centroids: dict[str, np.ndarray]
+    durations: dict[str, float]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 0 and np.isfinite(n) else v
+
+
+def best_assignment(score: np.ndarray) -> list[tuple[int, int]]:
+    """Rows matched one-to-one to columns (min(rows, cols) pairs) with the largest total score.
+
+    The Hungarian method with potentials, O(n^3); the matrix is padded square with zeros, which
+    changes every complete assignment's total by the same amount.
+    """
+    rows, cols = score.shape
+    n = max(rows, cols)
+    cost = np.zeros((n + 1, n + 1))
+    cost[1 : rows + 1, 1 : cols + 1] = -score
+    u, v = np.zeros(n + 1), np.zeros(n + 1)
+    match = np.zeros(n + 1, int)  # match[column] = row, 1-based; 0: free
+    way = np.zeros(n + 1, int)
+    for row in range(1, n + 1):
+        match[0], col = row, 0
+        least = np.full(n + 1, np.inf)
+        used = np.zeros(n + 1, bool)
+        while match[col] != 0:
+            used[col] = True
+            r = match[col]
+            reduced = cost[r] - u[r] - v
+            better = ~used & (reduced < least)
+            least[better] = reduced[better]
+            way[better] = col
+            free = np.flatnonzero(~used[1:]) + 1
+            nxt = free[np.argmin(least[free])]
+            delta = least[nxt]
+            u[match[used]] += delta
+            v[used] -= delta
+            least[~used] -= delta
+            col = nxt
+        while col:
+            prev = way[col]
+            match[col] = match[prev]
+            col = prev
+    return sorted((match[c] - 1, c - 1) for c in range(1, n + 1) if 0 < match[c] <= rows and c <= cols)
+
+
+@dataclass
+class SpeakerLinker:
+    """Global speakers across windows: each window's local speakers join the most similar global one.
+
+    Two local speakers of one window never share a global speaker (a one-to-one assignment that
+    maximises the total cosine similarity); a local speaker below `threshold` similarity to the global
+    speaker it was assigned starts a new speaker, up to `max_speakers`, beyond which it joins the
+    nearest. State is one centroid per speaker.
+    """
+
+    threshold: float = 0.65  # cosine; window centroids: same speaker > 0.9, espeak pair ~0.58, real ~0.45
+    max_speakers: int = 8
+    centroids: list[np.ndarray] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    turns: list[tuple[float, float, int]] = field(default_factory=list)
+
+    def add(self, window: WindowSpeakers) -> None:
+        local = [label for label in window.durations if label in window.centroids]
+        local.sort(key=lambda label: -window.durations[label])
+        mapping: dict[str, int] = {}
+        if self.centroids and local:
+            sim = np.array([[float(_unit(window.centroids[lb]) @ _unit(c)) for c in self.centroids] for lb in local])
+            for r, c in best_assignment(sim):
+                if sim[r, c] >= self.threshold:
+                    mapping[local[r]] = c
+        for label in local:
+            if label in mapping:
+                continue
+            if len(self.centroids) < self.max_speakers:
+                self.centroids.append(np.zeros_like(window.centroids[label]))
+                self.weights.append(0.0)
+                mapping[label] = len(self.centroids) - 1
+            else:
+                sims = [float(_unit(window.centroids[label]) @ _unit(c)) for c in self.centroids]
+                mapping[label] = int(np.argmax(sims))
+        for label, g in mapping.items():
+            w = window.durations[label]
+            total = self.weights[g] + w
+            self.centroids[g] = (self.centroids[g] * self.weights[g] + _unit(window.centroids[label]) * w) / total
+            self.weights[g] = total
+        for start, end, label in window.turns:
+            if label in mapping:
+                self.turns.append((start, end, mapping[label]))
+
+    def finish(self, num_speakers: int | None = None) -> list[tuple[float, float, str]]:
+        """The turns with final labels SPEAKER_00.. in order of first appearance.
+
+        With num_speakers, the two most similar speakers are merged until that many are left.
+        """
+        merged = list(range(len(self.centroids)))
+        if num_speakers is not None:
+            groups = {g: [g] for g in merged}
+            cents = {g: _unit(c) for g, c in enumerate(self.centroids)}
+            while len(groups) > num_speakers:
+                keys = list(groups)
+                best = max(
+                    ((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :]),
+                    key=lambda ab: float(cents[ab[0]] @ cents[ab[1]]),
+                )
+                a, b = best
+                groups[a] += groups.pop(b)
+                cents[a] = _unit(cents[a] + cents.pop(b))
+            for root, members in groups.items():
+                for m in members:
+                    merged[m] = root
+        names: dict[int, str] = {}
+        out = []
+        for start, end, g in sorted(self.turns):
+            root = merged[g]
+            if root not in names:
+                names[root] = f"SPEAKER_{len(names):02d}"
+            out.append((start, end, names[root]))
+        return out
