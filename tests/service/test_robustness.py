@@ -43,6 +43,9 @@ def assert_still_ready(service: Container) -> None:
         ("truncated-wav", lambda audio: (audio / "sentence.wav").read_bytes()[:30000]),
         ("truncated-m4a", lambda audio: (audio / "sentence.m4a").read_bytes()[:20000]),
         ("truncated-mp3", lambda audio: (audio / "sentence.mp3").read_bytes()[:20000]),
+        ("truncated-ogg", lambda audio: (audio / "sentence.ogg").read_bytes()[:20000]),
+        ("truncated-flac", lambda audio: (audio / "sentence.flac").read_bytes()[:60000]),
+        ("truncated-webm", lambda audio: (audio / "sentence.webm").read_bytes()[:15000]),
         ("wav-header-only", lambda audio: (audio / "sentence.wav").read_bytes()[:44]),
     ],
 )

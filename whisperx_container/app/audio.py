@@ -68,4 +68,34 @@ def decode(source: Path, target: Path, timeout_s: float = 3600.0) -> PcmAudio:
         raise AudioError("the file contains no audio samples")
     if errors:
         raise AudioError(f"the audio is truncated or corrupt: {errors[-1]}")
+    if ogg_ends_mid_page(source):
+        raise AudioError("the audio is truncated: the Ogg stream ends in the middle of a page")
     return PcmAudio(target, samples)
+
+
+OGG_PAGE_HEADER = 27  # "OggS", version, flags, granule (8), serial (4), sequence (4), CRC (4), segment count
+
+
+def ogg_ends_mid_page(path: Path) -> bool:
+    """Whether an Ogg file (Vorbis, Opus, FLAC in Ogg...) stops inside a page, i.e. was cut short.
+
+    ffmpeg decodes such a file to the last complete page without a warning, even with -xerror or
+    -err_detect explode, so a truncated .ogg would pass as a shorter recording. Walks the page
+    headers (a few bytes read per page). A file cut exactly at a page boundary is a valid, shorter
+    stream and passes; so does anything that does not start as Ogg.
+    """
+    size = path.stat().st_size
+    offset = 0
+    with path.open("rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header = f.read(OGG_PAGE_HEADER)
+            if not b"OggS".startswith(header[:4]):
+                return False  # not Ogg, or bytes after the last page that ffmpeg ignores as well
+            if len(header) < OGG_PAGE_HEADER:
+                return True
+            lacing = f.read(header[26])
+            if len(lacing) < header[26]:
+                return True
+            offset += OGG_PAGE_HEADER + len(lacing) + sum(lacing)
+    return offset > size
