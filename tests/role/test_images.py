@@ -89,7 +89,6 @@ def test_three_upgrades_leave_the_current_image_and_the_rollback_target(
         whisperx_source_dir=str(source),
         whisperx_base_image=SERVICE_IMAGE,
         whisperx_extra_ca_certs=[],
-        whisperx_model_bundle="",  # the stand-in loads no model; the fake token stands for the real service's
         whisperx_build_context_owner="",  # the default: the SSH user
         whisperx_build_dir="~/whisperx-build-images",
     )
