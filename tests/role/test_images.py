@@ -1,14 +1,15 @@
 """Successive upgrades on a host whose sudo asks for a password, with the default build context owner.
 
 The build context is shipped as the SSH user, so no step needs sudo; after each install that changed the
-image, the role's older tags go and two stay: the current one and the rollback target. What is installed is
-a stand-in that answers /health as the loaded service does, built on the service image: it builds in seconds
+image, the role's older tags go and two stay: the current one and the rollback target. The context is this
+checkout's service app on top of the service image's environment, so each install builds in seconds
 whoever owns the files (the real context, shipped as anyone but root, would miss `make image`'s layer cache
-and reinstall every wheel) and is ready at once. The real service's installs are in test_runner.py.
+and reinstall every wheel).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.role.helpers import (
     FAKE_TOKEN,
+    REPO,
     SERVICE_IMAGE,
     TEST_CONTAINER,
     GpuHost,
@@ -29,25 +31,6 @@ pytestmark = pytest.mark.integration
 NAME = f"{TEST_CONTAINER}-images"
 IMAGE = NAME  # a repository of its own, so the test sees only its own tags
 FOREIGN = f"{IMAGE}:ctx-000000000000"  # a ctx-like tag the role did not build (no build label)
-READY_SERVICE = """\
-import json, signal, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-HEALTH = {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True, "device": "cpu", "error": None}
-
-
-class Health(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps(HEALTH).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-HTTPServer(("0.0.0.0", 8002), Health).serve_forever()
-"""
 
 
 def tags() -> set[str]:
@@ -75,9 +58,9 @@ def test_three_upgrades_leave_the_current_image_and_the_rollback_target(
 ):
     source = tmp_path / "source"
     source.mkdir()
-    (source / "ready.py").write_text(READY_SERVICE)
+    shutil.copytree(REPO / "whisperx_container/app", source / "app", ignore=shutil.ignore_patterns("__pycache__"))
     (source / "Dockerfile").write_text(
-        'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY ready.py marker.txt /srv/\nCMD ["python", "/srv/ready.py"]\n'
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app/ /srv/app/\nCOPY marker.txt /srv/marker.txt\n"
     )
     token_file = tmp_path / "hf_token"
     token_file.write_text(FAKE_TOKEN + "\n")
