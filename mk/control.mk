@@ -11,12 +11,7 @@ TEST_STAGES += control-tests
 
 # Rebuilt only when its context changes (the label carries the context's hash).
 control-standin-image: docker base-image ## the stand-in for Parakeet and Magpie on Spark 2 (spark2-standin image)
-	@$(STAGE) control-standin-image bash -c 'set -euo pipefail; \
-	  sum=$$(cat $(STANDIN_CONTEXT)/* | sha256sum | cut -c1-12); \
-	  if [ "$$(docker image inspect --format "{{index .Config.Labels \"context-sha\"}}" $(STANDIN_IMAGE) 2>/dev/null)" = "$$sum" ]; then \
-	    echo "stand-in image $(STANDIN_IMAGE) present"; exit 0; fi; \
-	  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE_LOCAL) --label context-sha=$$sum \
-	    -t $(STANDIN_IMAGE) $(STANDIN_CONTEXT) >/dev/null; echo "stand-in image $(STANDIN_IMAGE) built"'
+	@$(STAGE) control-standin-image scripts/context-image.sh $(STANDIN_IMAGE) $(STANDIN_CONTEXT)
 
 control-tests: venv collection models fixtures gpu-host-image image control-standin-image ## spark-control against the real playbooks over SSH, the WhisperX image, the stand-ins, Chromium
 	@$(STAGE) control-tests $(BIN)/pytest -m "integration or browser" tests/control

@@ -12,22 +12,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 image=${GPU_HOST_IMAGE:-spark-inference/gpu-host:bookworm}
-base=${BASE_IMAGE_LOCAL:-spark-inference/debian:bookworm}
 state=${GPU_HOST_STATE:-/var/tmp/spark-inference/gpu-hosts}
 key=${GPU_HOST_KEY:-${XDG_CACHE_HOME:-$HOME/.cache}/spark-inference/ssh/id_ed25519}
 user=spark
 
 build_image() {
-  local context=$here/tests/images/gpu-host
-  local sum
-  sum=$(cat "$context"/* | sha256sum | cut -c1-12)
-  if [ "$(docker image inspect --format '{{index .Config.Labels "context-sha"}}' "$image" 2>/dev/null)" = "$sum" ]; then
-    echo "gpu-host image $image present"
-    return
-  fi
-  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE="$base" --label "context-sha=$sum" \
-    -t "$image" "$context" >/dev/null
-  echo "gpu-host image $image built"
+  "$here/scripts/context-image.sh" "$image" "$here/tests/images/gpu-host"
 }
 
 ensure_key() {
