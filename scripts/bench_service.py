@@ -51,13 +51,19 @@ def docker(*args: str, check: bool = True, timeout: float | None = None) -> subp
 
 
 class Service:
-    def __init__(self, image: str, bundle: Path, work: Path):
+    def __init__(
+        self, image: str, bundle: Path, work: Path, env: dict[str, str] | None = None, app: Path | None = None
+    ):
+        """The service container; `env` adds settings, `app` mounts another version of whisperx_container/app."""
         self.name = f"svc-bench-{uuid.uuid4().hex[:6]}"
+        extra = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+        if app is not None:
+            extra += ["-v", f"{app.resolve()}:/srv/app:ro"]
         docker(
             "run", "-d", "--name", self.name, "-p", "127.0.0.1::8002",
             "-v", f"{bundle}:/models:ro", "-v", f"{REPO / 'scripts/bench'}:/bench:ro", "-v", f"{work}:/data:ro",
             "-e", "WHISPER_MODEL=tiny.en", "-e", "WHISPERX_MODEL_BUNDLE=/models", "-e", "PYTHONPATH=/srv",
-            image,
+            *extra, image,
         )  # fmt: skip
         port = docker("port", self.name, "8002/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -70,7 +76,9 @@ class Service:
                 pass
             time.sleep(0.5)
         else:
-            raise SystemExit(f"service did not become ready: {docker('logs', self.name, check=False).stderr[-2000:]}")
+            logs = docker("logs", self.name, check=False).stderr[-2000:]
+            self.remove()
+            raise SystemExit(f"service did not become ready: {logs}")
 
     def status(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -130,6 +138,55 @@ def http_overhead(service: Service, rec: dict, minutes: float, runs: int) -> dic
         "inprocess_all": inproc_runs,
         "overhead": http_s / inproc_s - 1,
     }
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str], Path | None]:
+    """NAME[:KEY=VALUE,...][:app=DIR] -> (name, environment, app directory)."""
+    name, *parts = spec.split(":")
+    env, app = {}, None
+    for part in (p for chunk in parts for p in chunk.split(",") if p):
+        key, value = part.split("=", 1)
+        if key == "app":
+            app = Path(value)
+        else:
+            env[key] = value
+    return name, env, app
+
+
+def compare(args, recording: dict) -> None:
+    """Service variants on one recording, runs interleaved so they share the machine's load; prints a table."""
+    variants = [parse_variant(spec) for spec in args.variant]
+    services = {}
+    try:
+        for name, env, app in variants:
+            services[name] = Service(args.image, args.bundle, args.work, env, app)
+        runs = {name: [] for name in services}
+        for i in range(args.runs):
+            for name, service in services.items():
+                result, wall, peak, _ = service.transcribe(recording["path"])
+                t = result["timings"]
+                accuracy = word_speaker_accuracy(result["segments"], recording["turns"])
+                runs[name].append({"wall_s": wall, "diarize_s": t["diarize_s"], "peak_rss_mb": peak, "acc": accuracy})
+                print(
+                    f"run {i + 1} {name}: wall {wall:.1f} s, diarize {t['diarize_s']:.1f} s, peak {peak} MB,"
+                    f" speakers {len(result['speakers'])}, words to right speaker {accuracy:.1%}",
+                    flush=True,
+                )
+        when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        print(f"\n{recording['path'].name}, {args.runs} interleaved runs each, {when}")
+        print("| variant | wall (min / median) | diarize (min / median) | peak RSS (max) | idle RSS after |")
+        print("|---|---|---|---|---|")
+        for name, service in services.items():
+            r = runs[name]
+            wall, diarize = [x["wall_s"] for x in r], [x["diarize_s"] for x in r]
+            print(
+                f"| {name} | {min(wall):.1f} / {np.median(wall):.1f} s |"
+                f" {min(diarize):.1f} / {np.median(diarize):.1f} s | {max(x['peak_rss_mb'] for x in r)} MB |"
+                f" {service.status('VmRSS')} MB |"
+            )
+    finally:
+        for service in services.values():
+            service.remove()
 
 
 def baseline(image: str, bundle: Path, work: Path, path: Path) -> dict:
@@ -356,6 +413,14 @@ def main() -> int:
     parser.add_argument("--note", action="append", default=[], help="a line for the report's notes")
     parser.add_argument("--only-http", action="store_true", help="re-measure HTTP vs in-process into service.json")
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="compare service variants instead of benchmarking: NAME[:KEY=VALUE,...][:app=DIR], e.g."
+        " 'arena2:MALLOC_ARENA_MAX=2' or 'before:app=/tmp/app'; uses the first --minutes and --runs",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs of each --variant")
+    parser.add_argument(
         "--reuse-baseline", action="store_true", help="take the baseline runs from the existing service.json"
     )
     args = parser.parse_args()
@@ -387,6 +452,9 @@ def main() -> int:
     sample_text = " ".join(text for *_, text in stm_lines(sample_dir / "sample.stm"))
     blocks = reference_blocks(args.fixtures, sample_dir)
     lengths = sorted(set(args.minutes) | {args.http_minutes})
+    if args.variant:
+        compare(args, mix(args.minutes[0], blocks, args.work))
+        return 0
     recordings = {m: mix(m, blocks, args.work) for m in lengths}
     if args.only_http:
         results = json.loads((args.out / "service.json").read_text())

