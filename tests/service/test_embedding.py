@@ -59,7 +59,10 @@ def run(batch_frames):
     calls.clear()
     return emb(waveforms, masks).tolist(), list(calls)
 
-alone = [emb(waveforms[b : b + 1], masks[b : b + 1])[0].tolist() for b in range(len(labels))]
+feats = dict(emb.features(waveforms, masks))
+with torch.inference_mode():  # alone: the network on the pair's own frames, no padding, no masks
+    alone = [emb.model(feats[b][None])[0].tolist() if b in feats else [float("nan")] * emb.dimension
+             for b in range(len(labels))]
 batched, batched_calls = run(CamPlusEmbedding.batch_frames)
 tiny, tiny_calls = run(1200)
 print(json.dumps({

@@ -21,8 +21,9 @@ class CamPlusEmbedding:
     pyannote's clustering skips, so inactive (chunk, speaker) pairs cost nothing.
 
     The network runs on batches: the selected frames of several (chunk, speaker) pairs, shortest first,
-    zero-padded to the longest of the batch (CAM++ ignores the padding, so each embedding is the one it
-    would get alone). A batch holds at most `batch_frames` frames of features, padding included, so
+    zero-padded to the longest of the batch rounded up to `pad_frames` (CAM++ ignores the padding, so
+    each embedding is the one it would get alone; few distinct shapes keep oneDNN's per-shape cache
+    small and warm on the CPU). A batch holds at most `batch_frames` frames of features, padding included, so
     memory stays flat whatever batch size pyannote asks for.
     """
 
@@ -32,6 +33,7 @@ class CamPlusEmbedding:
     min_num_samples = 400  # one fbank frame
     min_frames = 30  # 0.3 s of active speech
     batch_frames = 2000  # 20 s of features per network call (docs/service.md: 8000 was slower and kept more memory)
+    pad_frames = 100  # 1 s
 
     def __init__(self, checkpoint: Path, device: torch.device):
         self.device = device
@@ -67,21 +69,27 @@ class CamPlusEmbedding:
         return out
 
     def batches(self, items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
-        """Shortest first, as many as fit in batch_frames once padded to the longest (always at least one)."""
+        """Shortest first, as many as fit in batch_frames once padded (always at least one)."""
         out, current = [], []
         for item in sorted(items, key=lambda it: it[1].shape[0]):
-            if current and (len(current) + 1) * item[1].shape[0] > self.batch_frames:
+            if current and (len(current) + 1) * self.padded(item[1].shape[0]) > self.batch_frames:
                 out.append(current)
                 current = []
             current.append(item)
         return [*out, current] if current else out
+
+    def padded(self, frames: int) -> int:
+        """Batches are padded to a multiple of pad_frames: a few shapes, each compiled once on the CPU."""
+        return -(-frames // self.pad_frames) * self.pad_frames
 
     @torch.inference_mode()
     def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
         embeddings = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
         for batch in self.batches(self.features(waveforms, masks)):
             lengths = torch.tensor([feats.shape[0] for _, feats in batch])
-            padded = torch.nn.utils.rnn.pad_sequence([feats for _, feats in batch], batch_first=True)
+            padded = batch[0][1].new_zeros(len(batch), self.padded(int(lengths.max())), batch[0][1].shape[1])
+            for row, (_, feats) in enumerate(batch):
+                padded[row, : feats.shape[0]] = feats
             result = self.model(padded.to(self.device), lengths.to(self.device)).cpu().numpy()
             for (b, _), embedding in zip(batch, result, strict=True):
                 embeddings[b] = embedding
