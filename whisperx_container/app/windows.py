@@ -4,7 +4,7 @@ Windows of WHISPERX_WINDOW_S are cut at the quietest 100 ms near each nominal bo
 rarely split. Each window is diarized on its own (app.diarize); `SpeakerLinker` maps every window's
 local speakers onto the recording's global speakers by their centroid embeddings. The state carried
 from window to window is one centroid per speaker and the list of turns: memory is bounded by the
-window, not the recording. numpy only, so the unit tests run without the image.
+window, not the recording. numpy and scipy only, so the unit tests run without the image.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from app.audio import PcmAudio
 
@@ -48,41 +49,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def best_assignment(score: np.ndarray) -> list[tuple[int, int]]:
-    """Rows matched one-to-one to columns (min(rows, cols) pairs) with the largest total score.
-
-    The Hungarian method with potentials, O(n^3); the matrix is padded square with zeros, which
-    changes every complete assignment's total by the same amount.
-    """
-    rows, cols = score.shape
-    n = max(rows, cols)
-    cost = np.zeros((n + 1, n + 1))
-    cost[1 : rows + 1, 1 : cols + 1] = -score
-    u, v = np.zeros(n + 1), np.zeros(n + 1)
-    match = np.zeros(n + 1, int)  # match[column] = row, 1-based; 0: free
-    way = np.zeros(n + 1, int)
-    for row in range(1, n + 1):
-        match[0], col = row, 0
-        least = np.full(n + 1, np.inf)
-        used = np.zeros(n + 1, bool)
-        while match[col] != 0:
-            used[col] = True
-            r = match[col]
-            reduced = cost[r] - u[r] - v
-            better = ~used & (reduced < least)
-            least[better] = reduced[better]
-            way[better] = col
-            free = np.flatnonzero(~used[1:]) + 1
-            nxt = free[np.argmin(least[free])]
-            delta = least[nxt]
-            u[match[used]] += delta
-            v[used] -= delta
-            least[~used] -= delta
-            col = nxt
-        while col:
-            prev = way[col]
-            match[col] = match[prev]
-            col = prev
-    return sorted((match[c] - 1, c - 1) for c in range(1, n + 1) if 0 < match[c] <= rows and c <= cols)
+    """Rows matched one-to-one to columns (min(rows, cols) pairs) with the largest total score."""
+    rows, cols = linear_sum_assignment(score, maximize=True)
+    return sorted(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
 @dataclass
