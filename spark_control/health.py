@@ -1,4 +1,8 @@
-"""HTTP health checks with a hard deadline and a short cache, shared by status, proxy and watchdog."""
+"""HTTP health checks with a hard deadline and a short cache, shared by status, proxy and watchdog.
+
+The cache only spares the service a probe per reader; it never outlives evidence. A caller that sees
+the service fail (the proxy's upload cut off mid-request) drops the cached sample, so no reader is
+told "ready" on the strength of a probe made before the failure."""
 
 from __future__ import annotations
 
@@ -65,6 +69,10 @@ class HealthProbe:
                 return self.last
             self.last = await self._probe()
             return self.last
+
+    def forget(self) -> None:
+        """Drop the cached sample: a caller saw the service fail, so the next reader probes afresh."""
+        self.last = None
 
     async def _probe(self) -> HealthSample:
         started = time.monotonic()

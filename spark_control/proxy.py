@@ -124,6 +124,7 @@ class AudioProxy:
                 await response.aclose()
             except httpx.TransportError as exc:
                 reason = f"whisperx failed: {type(exc).__name__}"
+                self.whisperx.probe.forget()  # its last "ready" predates this failure
             log.warning("retrying on the legacy service: %s", reason)
         try:
             response = await self._send(str(self.settings.legacy_asr_url), spool, size, content_type)

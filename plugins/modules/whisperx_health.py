@@ -13,7 +13,13 @@ description:
   - Polls the service's C(/health) endpoint until C(whisper_loaded) and C(diarizer_loaded) are true.
   - While waiting it watches the container through the Docker API, so a failure names its cause at once
     instead of at the timeout; the container exited (with its last log lines), was OOM-killed, keeps
-    restarting, the models failed to load (the service's C(error)), or the wait timed out while loading.
+    restarting, is starved at its memory cap, the models failed to load (the service's C(error)), or the
+    wait timed out while loading.
+  - A container too small for its models is not always killed. Under a cgroup v1 memory cap the kernel
+    can keep reclaiming and re-reading the process's file-backed pages instead, and the service stays
+    alive without answering. When the engine's stats show the container pinned at its cap (usage at
+    the cap, or the cap's fail count rising) for O(starved_after) seconds in which C(/health) never
+    answered, the wait fails with reason V(memory_starved) instead of waiting for the timeout.
   - With O(wait=false) it probes once and reports the state without failing, for status reports.
   - Never changes anything, so it runs unchanged in check mode.
 author:
@@ -50,6 +56,13 @@ options:
     elements: str
     choices: [whisper, diarizer]
     default: [whisper, diarizer]
+  starved_after:
+    description:
+      - Seconds a running container may stay pinned at its memory cap without answering C(/health) before
+        the wait fails with reason V(memory_starved). Only applies to containers with a memory cap.
+      - V(0) turns the check off (the wait then runs into O(wait_timeout)).
+    type: int
+    default: 60
   log_lines:
     description: How many of the container's last log lines a failure message carries.
     type: int
@@ -107,8 +120,8 @@ reason:
   description:
     - Why the service is or is not healthy.
     - V(ready), V(loading), V(timeout), V(load_error), V(wrong_device) (loaded, but not on O(device)),
-      V(exited), V(oom_killed), V(restarting), V(missing) (no such container) or V(unreachable) (no answer on
-      the URL, probe-once mode only).
+      V(exited), V(oom_killed), V(memory_starved) (alive at its memory cap, not answering), V(restarting),
+      V(missing) (no such container) or V(unreachable) (no answer on the URL, probe-once mode only).
   returned: always
   type: str
   sample: ready
@@ -139,6 +152,16 @@ container:
     oom_killed: false
     restart_count: 0
     image: spark-inference/whisperx-asr:ctx-0123456789ab
+memory:
+  description:
+    - The container's memory against its cap from the engine's stats, when it was read (while waiting
+      without an answer); null otherwise.
+  returned: always
+  type: dict
+  sample:
+    usage: 268009472
+    limit: 268435456
+    failcnt: 120455
 logs:
   description: The container's last log lines, on failure.
   returned: when the container stopped, restarted or the wait failed
@@ -238,6 +261,55 @@ def last_logs(client, state, lines):
     return to_text(output, errors="surrogate_or_replace").splitlines()[-lines:]
 
 
+def memory_stats(client, state):
+    """The container's memory against its cap, from the engine's stats: usage, limit, failcnt (cgroup v1 only)."""
+    if not state or not state.get("memory") or not state["running"]:
+        return None
+    try:
+        stats = client.get_json("/containers/{0}/stats", state["id"], params={"stream": 0, "one-shot": 1})
+    except (DockerException, RequestException):
+        return None
+    memory = (stats or {}).get("memory_stats") or {}
+    if not memory.get("usage"):
+        return None
+    # The engine reports the host's memory as the limit when the cgroup has none; the cap is the container's.
+    limit = min(memory.get("limit") or state["memory"], state["memory"])
+    return {"usage": memory["usage"], "limit": limit, "failcnt": memory.get("failcnt")}
+
+
+# Within this share of its cap, a container's memory counts as pinned at the cap.
+PINNED_SHARE = 0.95
+
+
+class StarvationWatch:
+    """How long a container has been pinned at its memory cap while /health gave no answer.
+
+    Pinned: usage within PINNED_SHARE of the cap, or (cgroup v1) the cap's fail count risen since the
+    last sample. Any answer from /health, or a sample that is not pinned, starts the count again.
+    """
+
+    def __init__(self, after_s):
+        self.after_s = after_s
+        self.since = None
+        self.last_failcnt = None
+
+    def observe(self, now, answered, memory):
+        """Feed one round; True once the container has been pinned and silent for `after_s` seconds."""
+        failcnt = memory.get("failcnt") if memory else None
+        rising = failcnt is not None and self.last_failcnt is not None and failcnt > self.last_failcnt
+        self.last_failcnt = failcnt
+        pinned = bool(memory) and (memory["usage"] >= PINNED_SHARE * memory["limit"] or rising)
+        if answered or not pinned:
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        return self.after_s > 0 and now - self.since >= self.after_s
+
+    def silent_for(self, now):
+        return 0 if self.since is None else now - self.since
+
+
 def container_events(client, state, since):
     """The container's oom, die and kill events since `since` (unix seconds), oldest first."""
     if not state:
@@ -315,6 +387,16 @@ def memory_size(size):
     return f"{size} bytes"
 
 
+def starved_message(name, memory, silent_s):
+    hits = f", the cap was hit {memory['failcnt']} times" if memory.get("failcnt") else ""
+    return (
+        f"Container {name} is starved at its memory cap of {memory_size(memory['limit'])}: it uses "
+        f"{memory_size(memory['usage'])}{hits}, and /health has not answered for {silent_s:.0f} s before its "
+        "models loaded (the kernel keeps reclaiming its memory instead of killing it): raise whisperx_memory or "
+        "choose a smaller whisperx_model."
+    )
+
+
 def stopped_message(name, reason, state, events):
     if reason == "oom_killed":
         code = last_exit_code(state, events)
@@ -355,6 +437,8 @@ def run(module, client):
 
     restarts_at_start = None
     body, error = None, None
+    starvation = StarvationWatch(params["starved_after"])
+    result["memory"] = None
     while True:
         state = None
         if name:
@@ -396,11 +480,20 @@ def run(module, client):
                 else []
             )
             reason = stopped_reason(state, restarts_at_start, events)
+        if not reason and state and params["wait"] and not body:
+            memory = result["memory"] = memory_stats(client, state)
+            if starvation.observe(time.monotonic(), False, memory):
+                reason = "memory_starved"
+        elif body:
+            starvation.observe(time.monotonic(), True, None)
         if reason:
             result["reason"] = reason
             result["logs"] = last_logs(client, state, params["log_lines"])
             if params["wait"]:
-                message = stopped_message(name, reason, state, events)
+                if reason == "memory_starved":
+                    message = starved_message(name, result["memory"], starvation.silent_for(time.monotonic()))
+                else:
+                    message = stopped_message(name, reason, state, events)
                 if result["logs"]:
                     message += " Last log lines:\n" + "\n".join(collapse_repeats(result["logs"]))
                 module.fail_json(msg=message, **result)
@@ -434,6 +527,7 @@ def main():
         require=dict(type="list", elements="str", choices=["whisper", "diarizer"], default=["whisper", "diarizer"]),
         log_lines=dict(type="int", default=20),
         device=dict(type="str"),
+        starved_after=dict(type="int", default=60),
     )
     client = AnsibleDockerClient(argument_spec=argument_spec, supports_check_mode=True)
     try:

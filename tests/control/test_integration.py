@@ -191,6 +191,16 @@ def whisperx_settled(lab: Lab) -> bool:
     return bool(health.get("diarizer_loaded")) and not acting and failures == 0
 
 
+def watchdog_view(lab: Lab, service: str) -> dict:
+    return {s["name"]: s for s in lab.get("/api/services").json()}[service]["watchdog"]
+
+
+def finished_restart(lab: Lab, service: str) -> dict | None:
+    """The oldest watchdog restart of `service` that has finished, or None while there is none."""
+    done = [r for r in watchdog_view(lab, service)["restarts"] if r["state"] != "running"]
+    return done[-1] if done else None
+
+
 def legacy_transcriptions(lab: Lab) -> int:
     return httpx.get(f"{lab.settings.legacy_asr_url}/_standin/stats", timeout=10).json()["transcriptions"]
 
@@ -314,9 +324,12 @@ def test_whisperx_killed_mid_request_the_callers_get_the_legacy_answer(lab: Lab)
         assert body["backend"] == "legacy" and body["text"] == LONG_TEXT, "the legacy service heard the same upload"
     assert legacy_transcriptions(lab) == legacy_before + 2, "one retry each"
 
-    # Nobody asked for it to stop: the watchdog restarts it, once, and lets it boot.
+    # Nobody asked for it to stop: the watchdog restarts it, once, and lets it boot. Wait for that event (a
+    # finished watchdog restart), not for a healthy look, which the moments right after the kill can still give.
+    restart = wait_until(lambda: finished_restart(lab, "whisperx"), 300, 1)
+    assert restart["state"] == "successful", restart
     wait_until(lambda: whisperx_settled(lab), 300, 1)
-    restarts = {s["name"]: s for s in lab.get("/api/services").json()}["whisperx"]["watchdog"]["restarts"]
+    restarts = watchdog_view(lab, "whisperx")["restarts"]
     assert [r["state"] for r in restarts] == ["successful"], restarts
 
 
@@ -324,12 +337,7 @@ def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
     parakeet = lab.settings.legacy_asr_url
     httpx.post(f"{parakeet}/_standin/fault", json={"health": "500"})
 
-    def restarted() -> dict | None:
-        view = {s["name"]: s for s in lab.get("/api/services").json()}["parakeet"]
-        done = [r for r in view["watchdog"]["restarts"] if r["state"] != "running"]
-        return done[0] if done else None
-
-    restart = wait_until(restarted, 120, 1)
+    restart = wait_until(lambda: finished_restart(lab, "parakeet"), 120, 1)
     assert restart["state"] == "successful"
     assert restart["reason"].startswith("3 failed health checks in a row")
     health = wait_until(lambda: _json(f"{parakeet}/health"), 60, 0.5)

@@ -182,6 +182,21 @@ def test_a_whisperx_that_drops_the_connection_is_retried_on_legacy(make_settings
     assert legacy_requests(legacy) == 1
 
 
+def test_a_dropped_request_drops_the_cached_health_so_status_stops_saying_ready(
+    make_settings, serve, dropping_whisperx, legacy
+):
+    """The proxy saw WhisperX die: the status route probes again instead of serving the sample from before."""
+    server = serve(make_settings(whisperx_url=dropping_whisperx, legacy_asr_url=legacy.url, health_cache_s=60))
+    before = httpx.get(f"{server.url}/api/whisperx/status").json()["checks"]["health"]
+    assert (
+        httpx.get(f"{server.url}/api/whisperx/status").json()["checks"]["health"]["checked_at"]
+        == (before["checked_at"])
+    ), "within SPARK_CONTROL_HEALTH_CACHE the status route answers from the cached sample"
+    assert post_clip(server).headers["x-asr-fallback-reason"].startswith("whisperx failed:")
+    after = httpx.get(f"{server.url}/api/whisperx/status").json()["checks"]["health"]
+    assert after["checked_at"] > before["checked_at"] and after["age_s"] < 60, "probed after the failure"
+
+
 @pytest.mark.parametrize(
     ("status", "headers"),
     [(400, {}), (413, {}), (429, {"Retry-After": "7"})],

@@ -75,13 +75,16 @@ def assert_removed_and_nothing_else_touched(gpu_host: GpuHost, run: RunnerRun, n
     assert container_fingerprint(*names) == before
 
 
-def test_a_memory_cap_too_small_for_the_models_is_named_as_an_oom_kill(gpu_host: GpuHost, tmp_path: Path, neighbours):
-    # torch alone outgrows 256 MiB: the kernel kills the service within seconds of its start.
+def test_a_memory_cap_too_small_for_the_models_is_named(gpu_host: GpuHost, tmp_path: Path, neighbours):
+    # torch alone outgrows 256 MiB. The kernel either kills the service within seconds of its start, or (cgroup
+    # v1, file-backed pages reclaimed and re-read) leaves it alive at its cap without answering: both are named
+    # as the cap being too small, neither waits for the 300 s health timeout.
     run = install(gpu_host, tmp_path, "oom", 18105, whisperx_memory="256m")
     assert run.rc != 0
-    assert f"Container {TEST_CONTAINER}-oom was killed for exceeding its memory cap of 256 MiB (OOM kill" in (
-        run.failure
-    )
+    killed = f"Container {TEST_CONTAINER}-oom was killed for exceeding its memory cap of 256 MiB (OOM kill"
+    starved = f"Container {TEST_CONTAINER}-oom is starved at its memory cap of 256 MiB: it uses "
+    assert killed in run.failure or starved in run.failure, run.failure
+    assert "Timed out" not in run.failure
     assert "raise whisperx_memory or choose a smaller whisperx_model" in run.failure
     assert_removed_and_nothing_else_touched(gpu_host, run, "oom", neighbours)
 

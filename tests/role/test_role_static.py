@@ -174,6 +174,41 @@ def test_an_oom_kill_names_the_memory_cap_it_exceeded(health):
     assert health.memory_size(40 * 2**30) == "40 GiB" and health.memory_size(3 * 2**29) == "1.5 GiB"
 
 
+def test_a_container_pinned_at_its_cap_and_silent_is_starved_only_after_the_grace(health):
+    watch = health.StarvationWatch(60)
+    cap = 256 * 2**20
+    pinned = {"usage": cap - 2**20, "limit": cap, "failcnt": None}
+    assert not watch.observe(0, False, pinned)
+    assert not watch.observe(59, False, pinned)
+    assert watch.observe(60, False, pinned), "pinned at the cap and silent for 60 s"
+    assert not watch.observe(61, True, None), "an answer from /health starts the count again"
+    assert not watch.observe(62, False, pinned) and not watch.observe(121, False, pinned)
+    assert watch.observe(122, False, pinned)
+
+
+def test_below_the_cap_or_with_the_fail_count_still_a_container_is_not_starved(health):
+    cap = 4 * 2**30
+    roomy = health.StarvationWatch(10)
+    assert not any(roomy.observe(t, False, {"usage": cap // 2, "limit": cap, "failcnt": 0}) for t in range(0, 100, 5))
+    assert not any(roomy.observe(t, False, None) for t in range(100, 200, 5)), "no stats: never starved"
+    # cgroup v1: the cap's fail count rising counts as pinned even when a reclaim just brought usage down
+    v1 = health.StarvationWatch(10)
+    assert not v1.observe(0, False, {"usage": cap // 2, "limit": cap, "failcnt": 100})
+    assert not v1.observe(5, False, {"usage": cap // 2, "limit": cap, "failcnt": 900})
+    assert v1.observe(15, False, {"usage": cap // 2, "limit": cap, "failcnt": 4000})
+    assert not v1.observe(20, False, {"usage": cap // 2, "limit": cap, "failcnt": 4000}), "not rising: not pinned"
+    off, full = health.StarvationWatch(0), {"usage": cap, "limit": cap}
+    assert not off.observe(0, False, full) and not off.observe(999, False, full), "starved_after 0: off"
+
+
+def test_a_starved_container_is_named_with_its_cap_and_the_fix(health):
+    cap = 256 * 2**20
+    message = health.starved_message("whisperx-asr", {"usage": cap - 2**19, "limit": cap, "failcnt": 812}, 61.2)
+    assert message.startswith("Container whisperx-asr is starved at its memory cap of 256 MiB: it uses 255.5 MiB")
+    assert "the cap was hit 812 times" in message and "has not answered for 61 s" in message
+    assert message.endswith("raise whisperx_memory or choose a smaller whisperx_model.")
+
+
 def test_exits_and_crash_loops_are_told_apart(health):
     died = [{"Action": "die", "Actor": {"Attributes": {"exitCode": "1"}}}]
     assert health.stopped_reason(state(running=False, exit_code=1), 0, died) == "exited"
