@@ -59,6 +59,7 @@ class HealthProbe:
         self.judge = judge
         self.last: HealthSample | None = None
         self._lock = asyncio.Lock()
+        self._generation = 0  # bumped by forget(): a probe sent before it must not refill the cache
 
     async def check(self, max_age_s: float | None = None) -> HealthSample:
         max_age = self.cache_s if max_age_s is None else max_age_s
@@ -67,12 +68,16 @@ class HealthProbe:
         async with self._lock:
             if self.last and self.last.age_s() <= max_age:
                 return self.last
-            self.last = await self._probe()
-            return self.last
+            generation = self._generation
+            sample = await self._probe()
+            if generation == self._generation:
+                self.last = sample
+            return sample
 
     def forget(self) -> None:
         """Drop the cached sample: a caller saw the service fail, so the next reader probes afresh."""
         self.last = None
+        self._generation += 1
 
     async def _probe(self) -> HealthSample:
         started = time.monotonic()
@@ -103,5 +108,5 @@ class HealthProbe:
             error=error,
             checked_at=datetime.now(UTC),
             latency_ms=round((time.monotonic() - started) * 1000, 1),
-            monotonic=time.monotonic(),
+            monotonic=started,  # its age counts from when it was asked, not from when the answer came
         )

@@ -44,6 +44,8 @@ class Watchdog:
         self._not_before: dict[str, float] = {}
         self._not_before_wall: dict[str, str] = {}
         self._coming_up: dict[str, tuple[float, str]] = {}  # started or restarted, not healthy yet: (deadline, iso)
+        self.checks: dict[str, int] = {}  # rounds that looked at each service (skipped ones included)
+        self.checked_at: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -77,6 +79,13 @@ class Watchdog:
         await asyncio.gather(*(self._check(name) for name in self.registry.managed()))
 
     async def _check(self, name: str) -> None:
+        try:
+            await self._decide(name)
+        finally:  # counted once the round's decision is made, so a reader of `checks` sees its outcome
+            self.checks[name] = self.checks.get(name, 0) + 1
+            self.checked_at[name] = iso(now()) or ""
+
+    async def _decide(self, name: str) -> None:
         spec = self.registry.managed()[name]
         record = self.registry.record(name)
         holder = self.jobs.holding(spec.lock)
@@ -134,6 +143,8 @@ class Watchdog:
         record = self.registry.record(name)
         return {
             "enabled": self.settings.watchdog_enabled and record.intent == "running",
+            "checks": self.checks.get(name, 0),
+            "checked_at": self.checked_at.get(name),
             "consecutive_failures": self.failures.get(name, 0),
             "threshold": self.settings.watchdog_failures,
             "last_error": self.last_error.get(name),

@@ -156,6 +156,11 @@ def dashboard(chromium: Any, screenshots: Path) -> Iterator[Callable[..., Dashbo
     assert [e for page in pages for e in page.errors] == [], "the page threw"
 
 
+def gated(phase: str, gate: Path) -> dict[str, str]:
+    """Stand-in playbook variables that hold `phase` until the file `gate` exists (the test's own timing)."""
+    return {"fake_gate_phase": phase, "fake_gate_file": str(gate)}
+
+
 def install_job(client: httpx.Client) -> str:
     response = client.post("/api/whisperx/install", headers=AUTH)
     assert response.status_code == 202, response.text
@@ -205,16 +210,21 @@ def test_the_banner_offers_the_install_while_whisperx_is_not_installed(make_sett
 
 
 @browser_test
-def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_ready(make_settings, serve, dashboard):
+def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_ready(
+    make_settings, serve, dashboard, tmp_path
+):
     from playwright.sync_api import expect
 
-    server = serve(make_settings({"fake_lines": 12, "fake_step_delay": 0.7}))
+    gate = tmp_path / "gate"  # the build phase holds until the test has seen it current
+    server = serve(make_settings({"fake_lines": 12, "fake_step_delay": 0.7, **gated("build", gate)}))
     page = dashboard(server).open()
     page.record_phases()
     page.page.click("#install-button")
     page.log_in_through_the_dialog()  # no session yet: the click asks for the token first
     expect(page.page.locator("#progress-dialog")).to_be_visible()
     expect(page.step("build")).to_have_class("current")
+    expect(page.step("ship")).to_have_class("done")
+    gate.touch()
     expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
 
     with client_for(server) as client:
@@ -237,10 +247,11 @@ def test_install_shows_phases_advancing_a_filling_log_and_the_elapsed_time_then_
 
 
 @browser_test
-def test_a_reload_mid_install_reattaches_to_the_running_job(make_settings, serve, dashboard):
+def test_a_reload_mid_install_reattaches_to_the_running_job(make_settings, serve, dashboard, tmp_path):
     from playwright.sync_api import expect
 
-    server = serve(make_settings({"fake_lines": 8, "fake_step_delay": 1.5}))
+    gate = tmp_path / "gate"  # the job holds in its load phase until the page has reattached
+    server = serve(make_settings({"fake_lines": 8, "fake_step_delay": 0.3, **gated("load", gate)}))
     with client_for(server) as client:
         install_job(client)  # started elsewhere (another tab, curl): the page finds it in the status
     page = dashboard(server).open()
@@ -253,6 +264,8 @@ def test_a_reload_mid_install_reattaches_to_the_running_job(make_settings, serve
     expect(page.page.locator("#job-banner")).to_be_visible()
     expect(page.page.locator("#job-banner-phase")).to_contain_text("phase")
     page.page.click("#job-banner-show")
+    expect(page.page.locator("#progress-dialog")).to_be_visible()
+    gate.touch()
     expect(page.page.locator("#progress-status")).to_have_class(re.compile(r"\bok\b"), timeout=60_000)
 
     messages = [m for line in page.log_lines() for m in re.findall(r'"msg": "(\w+ \d+)"', line)]
@@ -373,15 +386,16 @@ def test_a_failed_install_names_the_failing_phase_and_its_message(make_settings,
 
 
 @browser_test
-def test_cancel_asks_first_then_stops_the_install(make_settings, serve, dashboard):
+def test_cancel_asks_first_then_stops_the_install(make_settings, serve, dashboard, tmp_path):
     from playwright.sync_api import expect
 
-    server = serve(make_settings({"fake_lines": 2, "fake_step_delay": 3}))
+    # The build phase holds on a gate nobody opens: the cancel lands in ship or build, however slow the machine.
+    server = serve(make_settings({"fake_lines": 2, "fake_step_delay": 1, **gated("build", tmp_path / "never")}))
     page = dashboard(server)
     page.sign_in()
     page.open()
     page.page.click("#install-button")
-    expect(page.step("ship")).to_have_class("current")
+    expect(page.step("ship")).to_have_class(re.compile("current|done"))
     page.page.click("#progress-cancel")
     expect(page.page.locator("#confirm-dialog")).to_be_visible()
     page.page.click("#confirm-cancel")  # "Keep going"
@@ -418,6 +432,9 @@ def test_remove_asks_for_confirmation_then_rolls_back(make_settings, serve, dash
     page.page.click("#progress-close")
     expect(page.page.locator("#install-banner")).to_be_visible()
     expect(page.row("whisperx")).to_have_count(0)
+    with client_for(server) as client:
+        removals = [j for j in client.get("/api/whisperx/install").json() if j["kind"] == "remove"]
+    assert len(removals) == 1, "Escape kept it: only the confirmed removal ran"
 
 
 # -- services ---------------------------------------------------------------------------------------
@@ -445,7 +462,7 @@ def test_the_services_buttons_act_and_say_how_it_went(make_settings, serve, spar
     server = serve(settings)
     page = dashboard(server).open()
     parakeet, magpie = page.row("parakeet"), page.row("magpie")
-    expect(parakeet).to_contain_text("healthy")
+    expect(parakeet.locator('td[data-label="Health"] .badge')).to_have_text("healthy")  # not "unhealthy"
     expect(parakeet.locator(".feedback")).to_have_text("")
 
     parakeet.get_by_role("button", name="Restart Parakeet").click()
@@ -552,6 +569,8 @@ def test_transcribe_shows_the_backend_the_speakers_and_the_errors(
     page.page.click("#transcribe-submit")
     expect(page.page.locator("#transcribe-error")).to_contain_text("HTTP 400: the audio is empty")
 
+    # The page's clock from here on is the test's: the Retry-After countdown moves only when the test says so.
+    page.page.clock.install()
     whisperx.busy.set()
     page.page.set_input_files("#transcribe-file", str(audio / "sentence.wav"))
     page.page.click("#transcribe-submit")
@@ -559,12 +578,18 @@ def test_transcribe_shows_the_backend_the_speakers_and_the_errors(
     expect(error).to_contain_text("The service is busy (HTTP 429): the queue is full (4 waiting)")
     expect(error).to_contain_text("Retry in 2 s")
     expect(retry).to_be_disabled()
-    expect(retry).to_have_text(re.compile(r"Retry in \d s"))
+    expect(retry).to_have_text("Retry in 2 s")
     page.shot("transcribe-busy.png", locator=card)
-    expect(retry).to_have_text("Retry now", timeout=10_000)
+    page.page.clock.run_for(1000)
+    expect(retry).to_have_text("Retry in 1 s")
+    expect(retry).to_be_disabled()
+    page.page.clock.run_for(1000)
+    expect(retry).to_have_text("Retry now")
+    expect(retry).to_be_enabled()
     whisperx.busy.clear()
     retry.click()
     expect(error).to_be_hidden()
+    expect(page.page.locator("#transcript")).to_be_visible(timeout=30_000)  # hidden while the retry was on its way
     expect(page.page.locator("#transcript-backend")).to_have_text("Backend: legacy (Parakeet + Sortformer)")
 
 

@@ -144,6 +144,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         watchdog_failures=3,
         watchdog_backoff_s=2.0,
         watchdog_max_restarts=3,
+        watchdog_start_grace_s=900,  # a cold CPU host boots WhisperX in minutes: one restart, not one per boot
         health_cache_s=0.5,
     )
     server = LiveServer(create_app(settings)).start()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +32,17 @@ def spark2(standin, clips: Path) -> dict[str, LiveServer]:
 
 def services_by_name(client: httpx.Client) -> dict[str, dict]:
     return {s["name"]: s for s in client.get("/api/services").json()}
+
+
+def running_job(client: httpx.Client, service: str) -> dict | None:
+    jobs = client.get("/api/jobs", params={"kind": "service"}).json()
+    return next((j for j in jobs if j["target"] == service and j["state"] == "running"), None)
+
+
+def watchdog_rounds(client: httpx.Client, service: str, rounds: int) -> dict:
+    """The watchdog's view of `service` once it has looked at it `rounds` more times than now."""
+    target = services_by_name(client)[service]["watchdog"]["checks"] + rounds
+    return wait_until(lambda: (w := services_by_name(client)[service]["watchdog"])["checks"] >= target and w, 30)
 
 
 def test_the_registry_lists_parakeet_and_magpie_and_whisperx_once_installed(make_settings, serve, spark2):
@@ -89,25 +100,25 @@ def test_actions_run_service_yml_and_report_its_result(make_settings, serve, spa
     assert bad_action.status_code == 422 and "'start', 'stop' or 'restart'" in bad_action.text
 
 
-def test_a_failed_action_is_a_502_with_the_reason_and_a_busy_service_a_409(make_settings, serve, spark2):
+def test_a_failed_action_is_a_502_with_the_reason_and_a_busy_service_a_409(make_settings, serve, spark2, tmp_path):
+    gate = tmp_path / "gate"  # every action holds until the test opens it
     settings = make_settings(
-        fake_vars={"fake_fail_services": ["parakeet-asr"], "fake_service_delay": 2},
+        fake_vars={"fake_fail_services": ["parakeet-asr"], "fake_service_gate_file": str(gate)},
         legacy_asr_url=spark2["parakeet"].url,
         magpie_url=spark2["magpie"].url,
     )
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        failed = client.post("/api/services/parakeet/restart", headers=AUTH)
-        import concurrent.futures
-
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        failed = client.post("/api/services/parakeet/restart", headers=AUTH)  # fails before the gate
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
             first = pool.submit(client.post, "/api/services/magpie/restart", headers=AUTH)
-            time.sleep(0.5)
+            running = wait_until(lambda: running_job(client, "magpie"), 30, 0.05)
             second = client.post("/api/services/magpie/restart", headers=AUTH)
+            gate.touch()
             assert first.result().status_code == 200
     assert failed.status_code == 502
     assert failed.json()["state"] == "failed" and "cannot restart parakeet-asr" in failed.json()["error"]
-    assert second.status_code == 409 and second.json()["job_id"] == first.result().json()["job_id"]
+    assert second.status_code == 409 and second.json()["job_id"] == first.result().json()["job_id"] == running["job_id"]
 
 
 def test_deep_check_runs_the_real_clip_through_the_asr_and_checks_the_words(make_settings, serve, spark2, standin):
@@ -154,8 +165,7 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
     )
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        time.sleep(1)
-        assert services_by_name(client)["parakeet"]["watchdog"]["restarts"] == []
+        assert watchdog_rounds(client, "parakeet", 3)["restarts"] == [], "healthy: watched, left alone"
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})
 
         def restarts() -> list[dict]:
@@ -164,8 +174,7 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
         first = wait_until(lambda: restarts(), timeout=30)[-1]
         second = wait_until(lambda: len(restarts()) == 2 and restarts(), timeout=30)[0]
         watchdog = wait_until(lambda: (w := services_by_name(client)["parakeet"]["watchdog"])["gave_up_at"] and w, 15)
-        time.sleep(1)
-        assert len(restarts()) == 2, "the cap holds"
+        assert len(watchdog_rounds(client, "parakeet", 5)["restarts"]) == 2, "the cap holds"
         assert services_by_name(client)["magpie"]["watchdog"]["restarts"] == [], "only the failing service"
 
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "ok"})
@@ -199,8 +208,7 @@ def test_a_service_just_started_gets_time_to_come_up_before_failures_count(make_
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})  # down, then booting after the start
         assert client.post("/api/services/parakeet/start", headers=AUTH).status_code == 200
         wait_until(lambda: services_by_name(client)["parakeet"]["watchdog"]["last_error"])
-        time.sleep(1.5)  # seven failed checks, five more than the threshold
-        booting = services_by_name(client)["parakeet"]["watchdog"]
+        booting = watchdog_rounds(client, "parakeet", 7)  # seven failed checks, five more than the threshold
 
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "ok"})  # up
         wait_until(lambda: services_by_name(client)["parakeet"]["watchdog"]["start_grace_until"] is None)
@@ -225,7 +233,7 @@ def test_the_watchdog_leaves_a_service_the_operator_stopped_alone(make_settings,
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.post("/api/services/parakeet/stop", headers=AUTH).status_code == 200
         httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})
-        time.sleep(1.5)
+        watchdog_rounds(client, "parakeet", 7)  # seven rounds: more than twice the threshold
         view = services_by_name(client)["parakeet"]
     assert view["intent"] == "stopped"
     assert view["watchdog"]["restarts"] == [] and view["watchdog"]["enabled"] is False

@@ -63,3 +63,26 @@ export async function api(path, { method = "GET", json, signal, why, prompt = me
   if (!response.ok) throw new ApiError(response.status, errorMessage(body, response.status), body, response.headers);
   return body;
 }
+
+/**
+ * refresh = coalesced(() => this.load()): concurrent calls share one load, and a call made while a load
+ * is in flight gets one more load after it, so what it renders was asked for after the call (an action's
+ * result), never a poll that left before it.
+ */
+export function coalesced(load) {
+  let inflight = null;
+  let again = null;
+  return function refresh() {
+    if (!inflight) {
+      inflight = load().finally(() => {
+        inflight = null;
+      });
+      return inflight;
+    }
+    again ??= inflight.then(() => {
+      again = null;
+      return refresh();
+    });
+    return again;
+  };
+}

@@ -1,7 +1,7 @@
 // The managed services table: state, health, watchdog, deep check, and start/stop/restart/deep-check.
 // Rows are kept per service across refreshes, so focus and the last action's feedback survive a poll.
 
-import { api } from "./api.js";
+import { api, coalesced } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, el, setText } from "./dom.js";
 import { ago, duration, failureMessage, localTime, plural, secondsSince } from "./format.js";
@@ -21,14 +21,7 @@ export class ServicesTable {
     this.rows = new Map();
     this.onChange = onChange;
     this.notice = notice;
-    this.inflight = null;
-  }
-
-  refresh() {
-    this.inflight ??= this.load().finally(() => {
-      this.inflight = null;
-    });
-    return this.inflight;
+    this.refresh = coalesced(() => this.load()); // GET and render; callers after an action see its result
   }
 
   async load() {

@@ -1,6 +1,6 @@
 // The WhisperX status card, the "Install WhisperX" banner, the running-job banner and the removal.
 
-import { api } from "./api.js";
+import { api, coalesced } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, busy, setText, show, toast } from "./dom.js";
 import { ago, clock, failureMessage, localTime } from "./format.js";
@@ -18,7 +18,7 @@ export class WhisperxPanel {
     this.fetchedAt = 0;
     this.firstRender = true;
     this.jobViews = new Map(); // finished jobs' records, read once
-    this.inflight = null;
+    this.refresh = coalesced(() => this.load()); // GET and render; callers after an action see its result
     $("#install-button").addEventListener("click", () => this.install());
     $("#install-options").addEventListener("submit", (event) => {
       event.preventDefault(); // Enter in an option field starts the install, as the button does
@@ -31,14 +31,6 @@ export class WhisperxPanel {
       $(id).addEventListener("click", () => this.status?.job && this.dialog.attach(this.status.job.id));
     }
     setInterval(() => this.status && this.renderSource(), 1000);
-  }
-
-  /** GET /api/whisperx/status and render it; concurrent callers share one request. */
-  refresh() {
-    this.inflight ??= this.load().finally(() => {
-      this.inflight = null;
-    });
-    return this.inflight;
   }
 
   async load() {
