@@ -26,8 +26,8 @@ def main() -> None:
     import pandas as pd
     import torch
     import whisperx
-    from app.diarize import BundleDiarization
-    from app.embedding import CamPlusEmbedding
+    from app.inference.diarize import BundleDiarization
+    from app.inference.embedding import CamPlusEmbedding
     from pyannote.audio import Model
 
     torch.set_num_threads(threads)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, "/srv")
-from app.embedding import CamPlusEmbedding
+from app.inference.embedding import CamPlusEmbedding
 
 
 def rss_mb() -> int:

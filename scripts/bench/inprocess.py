@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.audio import decode
 from app.config import Settings
-from app.loader import ModelLoader, prepare_environment
-from app.pipeline import Options, Timings
-from app.state import ServiceState
+from app.inference.audio import decode
+from app.inference.loader import ModelLoader, prepare_environment
+from app.inference.pipeline import Options, Timings
+from app.inference.state import ServiceState
 
 
 def main() -> None:

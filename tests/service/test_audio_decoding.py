@@ -1,4 +1,4 @@
-"""Decoding uploads (whisperx_container/app/audio.py) with the host's ffmpeg, without the image: a cut-short
+"""Decoding uploads (whisperx_container/app/inference/audio.py) with the host's ffmpeg, without the image: a cut-short
 Ogg file is refused like any other truncated file, a whole one in any Ogg flavour is not."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from app.audio import AudioError, decode, ogg_ends_mid_page
+from app.inference.audio import AudioError, decode, ogg_ends_mid_page
 
 
 def encode(source: Path, target: Path, *codec: str) -> Path:

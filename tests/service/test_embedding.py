@@ -23,7 +23,7 @@ import io, json, sys, wave
 import numpy as np
 import torch
 
-from app.embedding import CamPlusEmbedding
+from app.inference.embedding import CamPlusEmbedding
 
 SR, CHUNK_S, SEG_FRAMES = 16000, 10.0, 589
 with wave.open(io.BytesIO(sys.stdin.buffer.read())) as w:

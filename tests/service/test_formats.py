@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SPEC = importlib.util.spec_from_file_location(
-    "whisperx_formats", Path(__file__).parents[2] / "whisperx_container/app/formats.py"
-)
-formats = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(formats)
+from app.api import formats
 
 RESULT = {
     "language": "en",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app.audio import PcmAudio
-from app.windows import cut_windows
+from app.inference.audio import PcmAudio
+from app.inference.windows import cut_windows
 
 from scripts.bench.recordings import mix, reference_blocks
 from scripts.bench.scoring import speaker_at, word_speaker_accuracy

@@ -1,4 +1,4 @@
-"""Long recordings in windows (whisperx_container/app/windows.py), without the image: where windows are
+"""Long recordings in windows (whisperx_container/app/inference/windows.py), without the image: where windows are
 cut, and how each window's speakers are linked to the recording's speakers by their embeddings."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app.audio import SAMPLE_RATE, PcmAudio
-from app.windows import SpeakerLinker, WindowSpeakers, best_assignment, cut_windows
+from app.inference.audio import SAMPLE_RATE, PcmAudio
+from app.inference.windows import SpeakerLinker, WindowSpeakers, best_assignment, cut_windows
 
 DIM = 192  # CAM++ embeddings
 

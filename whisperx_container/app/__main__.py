@@ -6,8 +6,8 @@ import logging
 
 import uvicorn
 
+from app.api.main import create_app
 from app.config import get_settings
-from app.main import create_app
 
 
 def main() -> None:

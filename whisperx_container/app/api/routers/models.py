@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.schemas import ModelCard, ModelList
-from app.service import Service, get_service
+from app.api.schemas import ModelCard, ModelList
+from app.api.service import Service, get_service
 
 router = APIRouter()
 

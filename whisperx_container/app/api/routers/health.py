@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
-from app.schemas import Health, QueueStatus
-from app.service import Service, get_service
+from app.api.schemas import Health, QueueStatus
+from app.api.service import Service, get_service
 
 router = APIRouter()
 

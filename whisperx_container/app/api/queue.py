@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from app.metrics import Metrics
+from app.api.metrics import Metrics
 
 
 class QueueFull(Exception):

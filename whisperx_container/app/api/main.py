@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import __version__, errors
+from app import __version__
+from app.api import errors
+from app.api.limits import UploadLimit
+from app.api.metrics import RequestMetrics
+from app.api.routers import health, models, transcriptions
+from app.api.service import Service
 from app.config import Settings
-from app.limits import UploadLimit
-from app.loader import ModelLoader, prepare_environment
-from app.metrics import RequestMetrics
-from app.routers import health, models, transcriptions
-from app.service import Service
+from app.inference.loader import ModelLoader, prepare_environment
 
 
 def create_app(settings: Settings, load_models: bool = True) -> FastAPI:

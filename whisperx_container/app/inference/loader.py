@@ -17,7 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from app.config import Settings
-from app.state import ServiceState
+from app.inference.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class ModelLoader:
         state.diarizer_loaded = True
         aligner = None
         if not settings.whisperx_model_bundle:
-            from app.align import Wav2Vec2Aligner
+            from app.inference.align import Wav2Vec2Aligner
 
             aligner = Wav2Vec2Aligner(device)
             language = transcriber.fixed_language or "en"
@@ -131,7 +131,7 @@ class ModelLoader:
         else:
             state.aligner = "whisper"
 
-        from app.pipeline import SpeechPipeline
+        from app.inference.pipeline import SpeechPipeline
 
         state.pipeline = SpeechPipeline(
             transcriber,
@@ -146,7 +146,7 @@ class ModelLoader:
     def load_whisper(self, ct2_device: str, compute_type: str, threads: int):
         import whisperx
 
-        from app.asr import WhisperTranscriber
+        from app.inference.asr import WhisperTranscriber
 
         source, local = whisper_source(self.settings)
         log.info("loading Whisper %s on %s (%s)", source, ct2_device, compute_type)
@@ -155,7 +155,7 @@ class ModelLoader:
                 source,
                 ct2_device,
                 compute_type=compute_type,
-                vad_model=_NoVad(),  # the VAD is the diarization's segmentation (app.diarize.speech_chunks)
+                vad_model=_NoVad(),  # the VAD is the diarization's segmentation (app.inference.diarize.speech_chunks)
                 threads=threads,
                 local_files_only=local or bool(self.settings.whisperx_model_bundle),
             )
@@ -169,8 +169,8 @@ class ModelLoader:
         import torch
         from pyannote.audio import Model, Pipeline
 
-        from app.diarize import BundleDiarization, share_segmentations
-        from app.embedding import CamPlusEmbedding
+        from app.inference.diarize import BundleDiarization, share_segmentations
+        from app.inference.embedding import CamPlusEmbedding
 
         bundle = self.settings.whisperx_model_bundle
         if bundle:

@@ -3,7 +3,7 @@
 pyannote 4 diarizes a whole file at once, and its reconstruction allocates
 chunks x frames x speakers float64 arrays, so memory grows with the recording (pyannote issue 1963).
 Here the pipeline only ever sees one window (WHISPERX_WINDOW_S, 10 min by default); each window's
-local speakers come back with a centroid embedding, and `app.windows.SpeakerLinker` maps them onto
+local speakers come back with a centroid embedding, and `windows.SpeakerLinker` maps them onto
 global speakers by cosine similarity. Memory is bounded by the window, not the recording.
 
 The window's segmentation is computed once and shared: it is both the voice activity detection that
@@ -23,7 +23,7 @@ from pyannote.core import SlidingWindowFeature
 from pyannote.pipeline.parameter import ParamDict, Uniform
 from whisperx.vads.pyannote import Pyannote as WhisperxVad
 
-from app.windows import WindowSpeakers
+from app.inference.windows import WindowSpeakers
 
 SAMPLE_RATE = 16000
 SEGMENTS_KEY = "whisperx_asr/segmentations"  # where a precomputed segmentation rides along with the file

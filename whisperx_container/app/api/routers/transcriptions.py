@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from app.errors import bad_request
-from app.formats import RESPONSE_FORMATS, diarized_transcript, render
-from app.pipeline import Options
-from app.schemas import DiarizedTranscript
-from app.service import Service, get_service
+from app.api.errors import bad_request
+from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
+from app.api.schemas import DiarizedTranscript
+from app.api.service import Service, get_service
+from app.inference.pipeline import Options
 
 router = APIRouter(prefix="/v1/audio")
 GRANULARITIES = {"segment", "word"}

@@ -1,7 +1,7 @@
 """Long recordings in windows: where the windows are cut, and how their speakers become one set.
 
 Windows of WHISPERX_WINDOW_S are cut at the quietest 100 ms near each nominal boundary, so a word is
-rarely split. Each window is diarized on its own (app.diarize); `SpeakerLinker` maps every window's
+rarely split. Each window is diarized on its own (`diarize.py`); `SpeakerLinker` maps every window's
 local speakers onto the recording's global speakers by their centroid embeddings. The state carried
 from window to window is one centroid per speaker and the list of turns: memory is bounded by the
 window, not the recording. numpy and scipy only, so the unit tests run without the image.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from app.audio import PcmAudio
+from app.inference.audio import PcmAudio
 
 BOUNDARY_SEARCH_S = 10.0  # windows end at the quietest 100 ms within this distance of the nominal cut
 FRAME_S = 0.1

@@ -11,12 +11,12 @@ from pathlib import Path
 from fastapi import Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.audio import AudioError, PcmAudio, decode
+from app.api.errors import APIError
+from app.api.metrics import Metrics
+from app.api.queue import InferenceQueue, QueueFull
 from app.config import Settings
-from app.errors import APIError
-from app.jobs import InferenceQueue, QueueFull
-from app.metrics import Metrics
-from app.state import ServiceState
+from app.inference.audio import AudioError, PcmAudio, decode
+from app.inference.state import ServiceState
 
 log = logging.getLogger(__name__)
 UPLOAD_DIR_PREFIX = "whisperx-request-"
@@ -50,7 +50,7 @@ class Service:
             began = time.perf_counter()
             audio = await run_in_threadpool(self._decode, upload, workdir)
             decode_s = time.perf_counter() - began
-            from app.pipeline import Timings
+            from app.inference.pipeline import Timings
 
             timings = Timings()
             result = await slot.run(self.state.pipeline.run, audio, options, timings)

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from whisperx.diarize import assign_word_speakers
 
-from app.asr import WhisperTranscriber
-from app.audio import PcmAudio
-from app.diarize import SAMPLE_RATE, diarize_window, speech_chunks
-from app.windows import SpeakerLinker, cut_windows
+from app.inference.asr import WhisperTranscriber
+from app.inference.audio import PcmAudio
+from app.inference.diarize import SAMPLE_RATE, diarize_window, speech_chunks
+from app.inference.windows import SpeakerLinker, cut_windows
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class SpeechPipeline:
         self.model_name = model_name
         self.window_s = window_s
         self.max_speakers = max_speakers
-        self.aligner = aligner  # app.align.Wav2Vec2Aligner or None: word times from Whisper
+        self.aligner = aligner  # app.inference.align.Wav2Vec2Aligner or None: word times from Whisper
         self.link_threshold = link_threshold
 
     def run(self, audio: PcmAudio, options: Options, timings: Timings) -> dict:

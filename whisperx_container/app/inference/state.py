@@ -15,4 +15,4 @@ class ServiceState:
     device: str = "cpu"
     compute_type: str = "auto"
     error: str | None = None
-    pipeline: Any = None  # app.pipeline.SpeechPipeline once loaded
+    pipeline: Any = None  # app.inference.pipeline.SpeechPipeline once loaded

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from app.campplus import CAMPPlus
+from app.inference.campplus import CAMPPlus
 
 FBANK_SHIFT_S = 0.010  # kaldi fbank frame shift
 
