@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, AliasGenerator, Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The models the role and the service accept by name (CONTRACT section 1 and 2).
@@ -28,7 +28,7 @@ def names_a_secret(name: str) -> bool:
 
 
 def _env(*names: str) -> Any:
-    """Accept the contract's plain names (WHISPERX_PORT) and nothing else for a field."""
+    """The environment name of a field whose name differs from it (SPARK_CONTROL_PORT for `port`)."""
     return AliasChoices(*names)
 
 
@@ -36,17 +36,23 @@ class Settings(BaseSettings):
     """Configuration from the environment (names in CONTRACT section 3, the rest prefixed SPARK_CONTROL_)."""
 
     # hide_input_in_errors: a refused value (WHISPERX_ENV with a token in it) is never echoed in the error.
+    # The environment name of a field is its own name in capitals (WHISPERX_PORT for `whisperx_port`), so
+    # errors name the variable to set; a field whose variable is named otherwise says so with _env(...).
     model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
     )
 
     # -- the hosts, as Ansible reaches them over SSH -----------------------------------------------
-    spark2_host: str = Field(validation_alias=_env("SPARK2_HOST"), description="Spark 2: Parakeet, Magpie")
-    spark2_user: str | None = Field(None, validation_alias=_env("SPARK2_USER"), description="SSH login on Spark 2")
-    spark2_ssh_port: int = Field(22, ge=1, le=65535, validation_alias=_env("SPARK2_SSH_PORT"))
-    whisperx_host: str | None = Field(None, validation_alias=_env("WHISPERX_HOST"), description="default SPARK2_HOST")
-    whisperx_user: str | None = Field(None, validation_alias=_env("WHISPERX_USER"), description="default SPARK2_USER")
-    whisperx_ssh_port: int | None = Field(None, ge=1, le=65535, validation_alias=_env("WHISPERX_SSH_PORT"))
+    spark2_host: str = Field(description="Spark 2: Parakeet, Magpie")
+    spark2_user: str | None = Field(None, description="SSH login on Spark 2")
+    spark2_ssh_port: int = Field(22, ge=1, le=65535)
+    whisperx_host: str | None = Field(None, description="default SPARK2_HOST")
+    whisperx_user: str | None = Field(None, description="default SPARK2_USER")
+    whisperx_ssh_port: int | None = Field(None, ge=1, le=65535)
     ssh_key: Path | None = Field(
         None,
         validation_alias=_env("SPARK_CONTROL_SSH_KEY"),
@@ -55,55 +61,49 @@ class Settings(BaseSettings):
     ssh_connect_timeout_s: int = Field(5, ge=1, le=120, validation_alias=_env("SPARK_CONTROL_SSH_CONNECT_TIMEOUT"))
 
     # -- the WhisperX service, as the role installs it -----------------------------------------------
-    whisperx_container: str = Field("whisperx-asr", validation_alias=_env("WHISPERX_CONTAINER"))
-    whisperx_port: int = Field(8002, ge=1, le=65535, validation_alias=_env("WHISPERX_PORT"))
-    whisperx_model: str = Field("medium", validation_alias=_env("WHISPERX_MODEL"))
+    whisperx_container: str = Field("whisperx-asr")
+    whisperx_port: int = Field(8002, ge=1, le=65535)
+    whisperx_model: str = Field("medium")
     whisperx_model_bundle: Path | None = Field(
         None,
-        validation_alias=_env("WHISPERX_MODEL_BUNDLE"),
         description="offline model bundle on this machine; the role ships it and the service never downloads",
     )
     whisperx_bundle_model: str | None = Field(
         None,
-        validation_alias=_env("WHISPERX_BUNDLE_MODEL"),
         description="a model inside WHISPERX_MODEL_BUNDLE served instead of WHISPERX_MODEL (e.g. tiny.en in CI)",
     )
-    whisperx_base_image: str | None = Field(None, validation_alias=_env("WHISPERX_BASE_IMAGE"))
-    whisperx_gpus: str | None = Field(None, validation_alias=_env("WHISPERX_GPUS"), description="role default: all")
-    whisperx_memory: str | None = Field(None, validation_alias=_env("WHISPERX_MEMORY"), description="role: 40g")
+    whisperx_base_image: str | None = Field(None)
+    whisperx_gpus: str | None = Field(None, description="role default: all")
+    whisperx_memory: str | None = Field(None, description="role: 40g")
     # NoDecode: these arrive as a plain string (space-separated paths, a JSON object) that the
     # validators below parse, so a malformed value gets their message instead of a JSON decode error.
     whisperx_extra_ca_certs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=_env("WHISPERX_EXTRA_CA_CERTS"),
         description="CA certificate files/dirs trusted by the image build (space-separated)",
     )
     whisperx_env: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
-        validation_alias=_env("WHISPERX_ENV"),
         description="extra container environment, a JSON object; no secrets (names with TOKEN, SECRET, PASSWORD, ...)",
     )
-    whisperx_url: str | None = Field(
-        None, validation_alias=_env("WHISPERX_URL"), description="default http://WHISPERX_HOST:WHISPERX_PORT"
+    whisperx_url_setting: str | None = Field(
+        None, validation_alias=_env("WHISPERX_URL", "whisperx_url"), description="see whisperx_url"
     )
-    hf_token: SecretStr | None = Field(None, validation_alias=_env("HF_TOKEN"))
-    hf_token_file: Path | None = Field(None, validation_alias=_env("HF_TOKEN_FILE"))
+    hf_token: SecretStr | None = Field(None)
+    hf_token_file: Path | None = Field(None)
 
     # -- the services already on Spark 2 (external systems) -------------------------------------------
-    legacy_asr_url: str | None = Field(
-        None,
-        validation_alias=_env("LEGACY_ASR_URL"),
-        description="Parakeet + Sortformer; default http://SPARK2_HOST:8000",
+    legacy_asr_url_setting: str | None = Field(
+        None, validation_alias=_env("LEGACY_ASR_URL", "legacy_asr_url"), description="see legacy_asr_url"
     )
-    legacy_asr_health_path: str = Field("/health", validation_alias=_env("LEGACY_ASR_HEALTH_PATH"))
-    parakeet_container: str = Field("parakeet-asr", validation_alias=_env("PARAKEET_CONTAINER"))
-    magpie_url: str | None = Field(
-        None, validation_alias=_env("MAGPIE_URL"), description="Magpie TTS NIM; default http://SPARK2_HOST:9000"
+    legacy_asr_health_path: str = Field("/health")
+    parakeet_container: str = Field("parakeet-asr")
+    magpie_url_setting: str | None = Field(
+        None, validation_alias=_env("MAGPIE_URL", "magpie_url"), description="see magpie_url"
     )
-    magpie_health_path: str = Field("/v1/health/ready", validation_alias=_env("MAGPIE_HEALTH_PATH"))
-    magpie_container: str = Field("magpie-tts", validation_alias=_env("MAGPIE_CONTAINER"))
-    magpie_voice: str = Field("Magpie-Multilingual.EN-US.Aria", validation_alias=_env("MAGPIE_VOICE"))
-    magpie_language: str = Field("en-US", validation_alias=_env("MAGPIE_LANGUAGE"))
+    magpie_health_path: str = Field("/v1/health/ready")
+    magpie_container: str = Field("magpie-tts")
+    magpie_voice: str = Field("Magpie-Multilingual.EN-US.Aria")
+    magpie_language: str = Field("en-US")
 
     # -- spark-control itself ---------------------------------------------------------------------
     api_token: SecretStr | None = Field(
@@ -206,11 +206,6 @@ class Settings(BaseSettings):
         self.whisperx_host = self.whisperx_host or self.spark2_host
         self.whisperx_user = self.whisperx_user or self.spark2_user
         self.whisperx_ssh_port = self.whisperx_ssh_port or self.spark2_ssh_port
-        self.whisperx_url = (
-            self.whisperx_url or f"http://{_url_host(self.whisperx_host)}:{self.whisperx_port}"
-        ).rstrip("/")
-        self.legacy_asr_url = (self.legacy_asr_url or f"http://{_url_host(self.spark2_host)}:8000").rstrip("/")
-        self.magpie_url = (self.magpie_url or f"http://{_url_host(self.spark2_host)}:9000").rstrip("/")
         if self.whisperx_bundle_model:
             if not self.whisperx_model_bundle:
                 raise ValueError("WHISPERX_BUNDLE_MODEL needs WHISPERX_MODEL_BUNDLE (the bundle that holds it)")
@@ -223,6 +218,24 @@ class Settings(BaseSettings):
         return self
 
     # -- derived values -------------------------------------------------------------------------
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def whisperx_url(self) -> str:
+        """WHISPERX_URL, default http://WHISPERX_HOST:WHISPERX_PORT."""
+        return _base_url(self.whisperx_url_setting, self.whisperx_host or self.spark2_host, self.whisperx_port)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def legacy_asr_url(self) -> str:
+        """LEGACY_ASR_URL (Parakeet + Sortformer), default http://SPARK2_HOST:8000."""
+        return _base_url(self.legacy_asr_url_setting, self.spark2_host, 8000)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def magpie_url(self) -> str:
+        """MAGPIE_URL (the Magpie TTS NIM), default http://SPARK2_HOST:9000."""
+        return _base_url(self.magpie_url_setting, self.spark2_host, 9000)
+
     @property
     def served_model(self) -> str:
         """The model name the role passes to the service (WHISPER_MODEL)."""
@@ -265,8 +278,11 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+def _base_url(given: str | None, host: str, port: int) -> str:
+    """A service's base URL: the one given, or http://host:port (IPv6 hosts in brackets); no trailing slash."""
+    if not given:
+        given = f"http://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"http://{host}:{port}"
+    return given.rstrip("/")
 
 
 def bundle_models(bundle: Path) -> set[str] | None:

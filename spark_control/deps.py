@@ -1,12 +1,18 @@
-"""FastAPI dependencies: every component comes from app.state, so tests override them per app."""
+"""FastAPI dependencies: every component comes from app.state, so tests override them per app.
+
+The Annotated aliases below are the only way routers ask for a component.
+"""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from spark_control.config import Settings
 from spark_control.proxy import AudioProxy
 from spark_control.runner.jobs import JobManager
+from spark_control.security import AuthDep
 from spark_control.services import ServiceRegistry
 from spark_control.watchdog import Watchdog
 from spark_control.whisperx import WhisperxMonitor
@@ -34,3 +40,13 @@ def get_watchdog(request: Request) -> Watchdog:
 
 def get_proxy(request: Request) -> AudioProxy:
     return request.app.state.proxy
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Jobs = Annotated[JobManager, Depends(get_jobs)]
+Monitor = Annotated[WhisperxMonitor, Depends(get_whisperx)]
+Registry = Annotated[ServiceRegistry, Depends(get_registry)]
+WatchdogDep = Annotated[Watchdog, Depends(get_watchdog)]
+Proxy = Annotated[AudioProxy, Depends(get_proxy)]
+
+__all__ = ["AuthDep", "Jobs", "Monitor", "Proxy", "Registry", "SettingsDep", "WatchdogDep"]

@@ -48,6 +48,24 @@ def whisperx_alive(status: int, body: dict[str, Any] | None) -> bool:
     return status == 200 and is_whisperx_health(body) and body.get("status") in ("loading", "ready")  # type: ignore[union-attr]
 
 
+def whisperx_unready(sample: HealthSample) -> str | None:
+    """Why WhisperX cannot take a transcription now, or None when it can: the one "WhisperX is ready".
+
+    Ready is alive, its models loaded (status "ready") and its diarizer loaded; the proxy, the services'
+    round trip and the status route all ask this.
+    """
+    if not sample.ok:
+        return f"whisperx health: {sample.error}"
+    body = sample.body or {}
+    if body.get("status") != "ready" or body.get("diarizer_loaded") is not True:
+        return "whisperx diarizer not loaded"
+    return None
+
+
+def whisperx_ready(sample: HealthSample) -> bool:
+    return whisperx_unready(sample) is None
+
+
 class HealthProbe:
     """GET <url> within `timeout_s` (connect + answer); concurrent callers share one probe."""
 

@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from spark_control import __version__
 from spark_control.config import Settings, get_settings
+from spark_control.errors import install_handlers
 from spark_control.proxy import AudioProxy
 from spark_control.routers import audio, dashboard, health, jobs, services, session, whisperx
 from spark_control.runner.jobs import JobManager
@@ -67,14 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.auth = auth
-    for module in (health, session, whisperx, jobs, audio, services, dashboard):
-        app.include_router(module.router)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    for router in (
+        health.router,
+        session.router,
+        whisperx.router,
+        jobs.install_router,
+        jobs.router,
+        audio.router,
+        services.router,
+        dashboard.router,
+    ):
+        app.include_router(router)
+    install_handlers(app)
     return app
-
-
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, minus the rejected input: a malformed token must not be echoed back."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [{k: v for k, v in error.items() if k not in ("input", "ctx", "url")} for error in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from spark_control.config import Settings
+from spark_control.health import whisperx_unready
 from spark_control.services import TRANSCRIBE_PATH
 from spark_control.whisperx import WhisperxMonitor
 
@@ -53,13 +54,9 @@ class AudioProxy:
             leftover.unlink(missing_ok=True)
 
     async def choose(self) -> tuple[str, str | None]:
-        """("whisperx", None) when WhisperX says its diarizer is loaded, else ("legacy", why not)."""
-        sample = await self.whisperx.health()
-        if sample.ok and (sample.body or {}).get("diarizer_loaded") is True:
-            return "whisperx", None
-        if not sample.ok:
-            return "legacy", f"whisperx health: {sample.error}"
-        return "legacy", "whisperx diarizer not loaded"
+        """("whisperx", None) when WhisperX is ready to diarize, else ("legacy", why not)."""
+        why_not = whisperx_unready(await self.whisperx.health())
+        return ("legacy", why_not) if why_not else ("whisperx", None)
 
     async def transcribe(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -117,7 +114,7 @@ class AudioProxy:
         backend, reason = await self.choose()
         if backend == "whisperx":
             try:
-                response = await self._send(str(self.settings.whisperx_url), spool, size, content_type)
+                response = await self._send(self.settings.whisperx_url, spool, size, content_type)
                 if response.status_code < 500:
                     return self._relay(response, "whisperx", None)
                 reason = f"whisperx answered HTTP {response.status_code}"
@@ -127,7 +124,7 @@ class AudioProxy:
                 self.whisperx.probe.forget()  # its last "ready" predates this failure
             log.warning("retrying on the legacy service: %s", reason)
         try:
-            response = await self._send(str(self.settings.legacy_asr_url), spool, size, content_type)
+            response = await self._send(self.settings.legacy_asr_url, spool, size, content_type)
         except httpx.TransportError as exc:
             return openai_error(
                 502,

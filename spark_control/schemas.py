@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from spark_control.health import HealthSample
 
 JobStateName = Literal["running", "successful", "failed", "canceled", "interrupted"]
-ModelName = Literal["tiny", "base", "small", "medium", "large-v3"]
-assert set(ModelName.__args__) == set(WHISPERX_MODELS)  # type: ignore[attr-defined]
+JobKindName = Literal["install", "remove", "status", "service"]
+ModelName = Literal[WHISPERX_MODELS]  # type: ignore[valid-type]  # the one list, in config.py
 
 
 class Strict(BaseModel):
@@ -39,7 +39,7 @@ class JobConflictBody(BaseModel):
 
 class JobView(BaseModel):
     job_id: str
-    kind: Literal["install", "remove", "status", "service"]
+    kind: JobKindName
     state: JobStateName
     phase: str | None
     started_at: str | None
@@ -75,6 +75,22 @@ class InstallRequest(Strict):
         if not 8 <= len(token) <= 512 or any(c.isspace() for c in token):
             raise ValueError("hf_token must be 8 to 512 characters without spaces (a Hugging Face access token)")
         return value
+
+
+class PhaseInfo(BaseModel):
+    name: str
+    title: str
+    covers: str = Field(description="what the step does, in a few words")
+    doing: str = Field(description="what the dashboard says while it runs")
+
+
+class WhisperxOptions(BaseModel):
+    """What an install can be asked for and how it proceeds (the dashboard's model list and stepper)."""
+
+    models: list[str] = Field(description="the model names an install accepts (InstallRequest.model)")
+    default_model: str = Field(description="the model an install without `model` serves (WHISPERX_MODEL)")
+    phases: list[PhaseInfo] = Field(description="the install phases, in order (CONTRACT section 2)")
+    outcome: PhaseInfo = Field(description="the step a successful install ends in; a failed one ends in `failed`")
 
 
 class HealthCheckInfo(BaseModel):
@@ -125,6 +141,46 @@ class WhisperxStatus(BaseModel):
 
 
 # -- services -----------------------------------------------------------------------------------
+class LastAction(BaseModel):
+    action: str
+    job_id: str
+    state: JobStateName
+    at: str | None
+    trigger: str = "api"
+    error: str | None = None
+
+
+class WatchdogRestart(BaseModel):
+    at: str | None
+    job_id: str
+    reason: str | None
+    state: JobStateName
+
+
+class WatchdogView(BaseModel):
+    enabled: bool = Field(description="watching: the watchdog is on and the operator did not stop the service")
+    checks: int = Field(description="rounds that looked at this service since spark-control started")
+    checked_at: str | None
+    consecutive_failures: int
+    threshold: int
+    last_error: str | None
+    restarts_last_hour: int
+    max_restarts_per_hour: int
+    next_restart_not_before: str | None
+    start_grace_until: str | None = Field(description="just started: failed checks count once healthy or after this")
+    gave_up_at: str | None
+    restarts: list[WatchdogRestart] = Field(description="newest first")
+
+
+class DeepCheckResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    service: str
+    ok: bool
+    at: str
+    latency_ms: float
+    error: str | None = None
+
+
 class ServiceView(BaseModel):
     name: str
     title: str
@@ -138,9 +194,9 @@ class ServiceView(BaseModel):
     health: HealthCheckInfo
     health_body: dict[str, Any] | None
     intent: Literal["running", "stopped"]
-    last_action: dict[str, Any] | None
-    deep_check: dict[str, Any] | None
-    watchdog: dict[str, Any]
+    last_action: LastAction | None
+    deep_check: DeepCheckResult | None
+    watchdog: WatchdogView
 
 
 class ServiceActionResult(BaseModel):
@@ -151,15 +207,6 @@ class ServiceActionResult(BaseModel):
     rc: int | None
     result: dict[str, Any] | None
     error: str | None
-
-
-class DeepCheckResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    service: str
-    ok: bool
-    at: str
-    latency_ms: float
-    error: str | None = None
 
 
 # -- session ------------------------------------------------------------------------------------

@@ -62,7 +62,10 @@ def get_auth(request: Request) -> Auth:
     return request.app.state.auth
 
 
-def require_token(request: Request, auth: Annotated[Auth, Depends(get_auth)]) -> None:
+AuthDep = Annotated[Auth, Depends(get_auth)]
+
+
+def require_token(request: Request, auth: AuthDep) -> None:
     if not auth.authenticated(request):
         expired = SESSION_COOKIE in request.cookies and "authorization" not in request.headers
         raise HTTPException(
@@ -76,7 +79,7 @@ def require_token(request: Request, auth: Annotated[Auth, Depends(get_auth)]) ->
         )
 
 
-def require_read(request: Request, auth: Annotated[Auth, Depends(get_auth)]) -> None:
+def require_read(request: Request, auth: AuthDep) -> None:
     """Reads are open unless SPARK_CONTROL_READS_REQUIRE_TOKEN is set."""
     if auth.reads_require_token:
         require_token(request, auth)

@@ -9,6 +9,7 @@ are kept in DATA_DIR/state/services.json.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import re
@@ -16,14 +17,19 @@ import time
 import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from spark_control.config import Settings, write_private
-from spark_control.health import HealthProbe, Judge, answers_2xx, whisperx_alive
+from spark_control.errors import ServiceActionFailed
+from spark_control.health import HealthProbe, Judge, answers_2xx, whisperx_alive, whisperx_ready
 from spark_control.runner.jobs import Job, JobManager, iso, now
+from spark_control.schemas import HealthCheckInfo, ServiceActionResult, ServiceView
 from spark_control.whisperx import INSTALL_LOCK, WhisperxMonitor
+
+if TYPE_CHECKING:
+    from spark_control.watchdog import Watchdog
 
 Action = Literal["start", "stop", "restart"]
 ASSETS = Path(__file__).parent / "assets"
@@ -75,7 +81,6 @@ class ServiceRegistry:
         self.http = http
         self.jobs = jobs
         self.whisperx = whisperx
-        assert settings.legacy_asr_url and settings.magpie_url
         self._all = {
             "parakeet": ServiceSpec(
                 "parakeet",
@@ -100,7 +105,7 @@ class ServiceRegistry:
                 "WhisperX",
                 settings.whisperx_container,
                 "whisperx",
-                str(settings.whisperx_url),
+                settings.whisperx_url,
                 "/health",
                 "asr",
                 whisperx_alive,
@@ -191,6 +196,59 @@ class ServiceRegistry:
             record.state_at = record_.finished_at
         self.save()
 
+    async def act(self, name: str, action: Action) -> ServiceActionResult:
+        """Run an action and wait for it (at most the action timeout): its result, or ServiceActionFailed."""
+        job = await self.start_action(name, action)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(job.done.wait()), self.settings.action_timeout_s + 30)
+        result = ServiceActionResult(
+            name=name,
+            action=action,
+            job_id=job.id,
+            state=job.record.state,
+            rc=job.record.rc,
+            result=job.record.result.get("service_result"),
+            error=job.record.error,
+        )
+        if job.record.state != "successful":
+            raise ServiceActionFailed(result)
+        return result
+
+    # -- views ------------------------------------------------------------------------------------
+    async def views(self, watchdog: Watchdog) -> list[ServiceView]:
+        """Every managed service with its health (probed concurrently, through the short cache)."""
+        specs = self.managed()
+        samples = await asyncio.gather(*(self.probes[name].check() for name in specs))
+        return [
+            ServiceView(
+                name=name,
+                title=spec.title,
+                kind=spec.kind,
+                container=spec.container,
+                host_group=spec.host_group,
+                url=spec.url,
+                state=self._container_state(name),
+                state_at=self.record(name).state_at
+                or (self.whisperx.container.checked_at if name == "whisperx" else None),
+                healthy=sample.ok,
+                health=HealthCheckInfo.of(sample),
+                health_body=sample.body,
+                intent=self.record(name).intent,
+                last_action=self.record(name).last_action,  # type: ignore[arg-type]  # validated into LastAction
+                deep_check=self.record(name).deep_check,  # type: ignore[arg-type]
+                watchdog=watchdog.view(name),  # type: ignore[arg-type]
+            )
+            for (name, spec), sample in zip(specs.items(), samples, strict=True)
+        ]
+
+    def _container_state(self, name: str) -> str:
+        """The last action's container state; for WhisperX, what the last playbook that looked at it saw."""
+        recorded = self.record(name).state
+        running = self.whisperx.container.running
+        if name != "whisperx" or recorded != "unknown" or running is None:
+            return recorded
+        return "running" if running else "exited"
+
     # -- deep checks ------------------------------------------------------------------------------
     async def deep_check(self, name: str) -> dict[str, Any]:
         spec = self._all[name]
@@ -269,7 +327,7 @@ class ServiceRegistry:
         candidates = [n for n in ("whisperx", "parakeet") if n in self.managed()]
         samples = await asyncio.gather(*(self.probes[n].check() for n in candidates))
         for name, sample in zip(candidates, samples, strict=True):
-            if sample.ok and (name != "whisperx" or (sample.body or {}).get("status") == "ready"):
+            if whisperx_ready(sample) if name == "whisperx" else sample.ok:
                 return self._all[name]
         return None
 

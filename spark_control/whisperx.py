@@ -15,13 +15,15 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 import httpx
 
 from spark_control.config import Settings, write_private
-from spark_control.health import HealthProbe, HealthSample, whisperx_alive
-from spark_control.runner.jobs import Job, JobManager, now
+from spark_control.health import HealthProbe, HealthSample, is_whisperx_health, whisperx_alive, whisperx_ready
+from spark_control.runner.jobs import Job, JobConflict, JobManager, now
+from spark_control.schemas import ContainerInfo, HealthCheckInfo, InstallRequest, JobRef, WhisperxStatus
 
 log = logging.getLogger("spark_control.whisperx")
 
@@ -136,9 +138,82 @@ class WhisperxMonitor:
     def installed(self) -> bool:
         return bool(self.container.installed)
 
+    # -- install and remove -----------------------------------------------------------------------
+    async def install(self, request: InstallRequest) -> Job:
+        """Start the install playbook (JobConflict while another install or removal runs).
+
+        The Hugging Face token reaches the role only as a file: the server's HF_TOKEN_FILE as it is, or a
+        0600 copy for this job alone (of the request's token or HF_TOKEN), deleted when the job ends.
+        """
+        settings = self.settings
+        holder = self.jobs.holding(INSTALL_LOCK)
+        if holder is not None and not holder.finished:
+            raise JobConflict(holder)  # before a token file is written for nothing
+        token = request.hf_token.get_secret_value() if request.hf_token else settings.huggingface_token()
+        token_file: Path | None = None
+        temporary: tuple[Path, ...] = ()
+        if request.hf_token is None and settings.hf_token_file and settings.hf_token_file.is_file():
+            token_file = settings.hf_token_file  # already a file on this machine: the role reads it there
+        elif token:
+            token_file = settings.secrets_dir / f"hf_token-{token_hex(8)}"
+            write_private(token_file, token)
+            temporary = (token_file,)
+        return await self.jobs.start(
+            "install",
+            "whisperx",
+            install_vars(settings, token_file, request.model),
+            lock=INSTALL_LOCK,
+            target="whisperx",
+            action="install",
+            timeout_s=settings.install_timeout_s,
+            secrets=(token,) if token else (),
+            temp_files=temporary,
+        )
+
+    async def remove(self) -> Job:
+        return await self.jobs.start(
+            "remove",
+            "whisperx_remove",
+            container_vars(self.settings),
+            lock=INSTALL_LOCK,
+            target="whisperx",
+            action="remove",
+        )
+
     # -- status -----------------------------------------------------------------------------------
     async def health(self, max_age_s: float | None = None) -> HealthSample:
         return await self.probe.check(max_age_s)
+
+    async def status(self) -> WhisperxStatus:
+        """What GET /api/whisperx/status answers: live from /health when it answers, else the cached state."""
+        settings = self.settings
+        sample = await self.health()
+        refreshing = await self.refresh_if_stale(sample)
+        container = self.container
+        live = is_whisperx_health(sample.body)  # the service itself answered: it is installed and running
+        body = sample.body if live else None
+        reachable = True if live else container.host_reachable
+        last = next(iter(self.jobs.list(("install", "remove"))), None)  # the newest install or removal
+        age = self.container_age_s()
+        return WhisperxStatus(
+            installed=live or bool(container.installed),
+            running=live or bool(container.running),
+            healthy=live and whisperx_ready(sample),
+            health=body,
+            url=settings.whisperx_url,
+            job=JobRef(id=last.id, state=last.record.state, phase=last.record.phase) if last else None,
+            host_reachable=reachable,
+            answered_from="live" if live else "cache",
+            checks={
+                "health": HealthCheckInfo.of(sample),
+                "container": ContainerInfo(
+                    **{k: v for k, v in vars(container).items() if k != "host_reachable"},
+                    age_s=round(age, 1) if age is not None else None,
+                    stale=age is None or age > settings.container_state_max_age_s,
+                    refreshing=refreshing,
+                ),
+            },
+        )
 
     def container_age_s(self) -> float | None:
         if not self.container.checked_at:

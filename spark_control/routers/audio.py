@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
-from spark_control.deps import get_proxy
-from spark_control.proxy import AudioProxy
+from spark_control.deps import Proxy
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
 
@@ -48,5 +45,5 @@ _MULTIPART = {
         502: {"description": "no backend answered"},
     },
 )
-async def transcribe_with_speakers(request: Request, proxy: Annotated[AudioProxy, Depends(get_proxy)]) -> Response:
+async def transcribe_with_speakers(request: Request, proxy: Proxy) -> Response:
     return await proxy.transcribe(request)

@@ -1,23 +1,25 @@
-"""Playbook jobs of every kind: list, read, stream (SSE), cancel."""
+"""Playbook jobs: list, read, stream (SSE), cancel. One set of routes, mounted twice.
+
+`/api/jobs` serves every kind; `/api/whisperx/install` serves the installs and removals (the
+dashboard's progress dialog and CONTRACT section 3), with stream URLs under its own prefix.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 
-from spark_control.config import Settings
-from spark_control.deps import get_jobs, get_settings
+from spark_control.deps import Jobs, SettingsDep
 from spark_control.runner.jobs import Job, JobManager
 from spark_control.runner.stream import parse_cursor, stream_response
-from spark_control.schemas import JobView
+from spark_control.schemas import JobKindName, JobView
 from spark_control.security import require_read, require_token
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require_read)])
-
-Jobs = Annotated[JobManager, Depends(get_jobs)]
 LastEventId = Annotated[str | None, Header(description="set by EventSource when it reconnects")]
 After = Annotated[str | None, Query(description="resume after this event id (for clients that cannot set headers)")]
+WHISPERX_JOBS: tuple[JobKindName, ...] = ("install", "remove")
+INSTALL_PREFIX = "/api/whisperx/install"
 
 
 def job_view(job: Job, stream_prefix: str = "/api/jobs") -> JobView:
@@ -41,49 +43,46 @@ def job_view(job: Job, stream_prefix: str = "/api/jobs") -> JobView:
     )
 
 
-def find_job(jobs: JobManager, job_id: str, kinds: tuple[str, ...] | None = None) -> Job:
-    job = jobs.get(job_id)
-    if job is None or (kinds and job.record.kind not in kinds):
-        raise HTTPException(404, f"no such job: {job_id}")
-    return job
+def job_routes(prefix: str, kinds: tuple[JobKindName, ...] | None, tag: str) -> APIRouter:
+    """The job routes under `prefix`, for jobs of `kinds` (None: every kind)."""
+    router = APIRouter(prefix=prefix, tags=[tag], dependencies=[Depends(require_read)])
+
+    def find(jobs: JobManager, job_id: str) -> Job:
+        job = jobs.get(job_id)
+        if job is None or (kinds and job.record.kind not in kinds):
+            raise HTTPException(404, f"no such job: {job_id}")
+        return job
+
+    @router.get("", response_model=list[JobView], summary=f"List {'/'.join(kinds or ('all',))} jobs, newest first")
+    def list_jobs(
+        jobs: Jobs,
+        kind: JobKindName | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list[JobView]:
+        # Under a prefix of some kinds, asking for another kind lists nothing.
+        wanted = ((kind,) if kind else None) if kinds is None else tuple(k for k in kinds if kind in (None, k))
+        return [job_view(j, prefix) for j in jobs.list(wanted)[:limit]]
+
+    @router.get("/{job_id}", response_model=JobView)
+    def read_job(job_id: str, jobs: Jobs) -> JobView:
+        return job_view(find(jobs, job_id), prefix)
+
+    @router.get("/{job_id}/stream", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+    def stream_job(
+        job_id: str, jobs: Jobs, settings: SettingsDep, last_event_id: LastEventId = None, after: After = None
+    ) -> Response:
+        return stream_response(find(jobs, job_id), parse_cursor(last_event_id, after), settings)
+
+    @router.post("/{job_id}/cancel", response_model=JobView, status_code=202, dependencies=[Depends(require_token)])
+    def cancel_job(job_id: str, jobs: Jobs) -> JobView:
+        job = find(jobs, job_id)
+        if job.finished:
+            raise HTTPException(409, f"job {job.id} already finished ({job.record.state})")
+        jobs.cancel(job)
+        return job_view(job, prefix)
+
+    return router
 
 
-def stream(job: Job, last_event_id: str | None, after: str | None, settings: Settings) -> Response:
-    return stream_response(job, parse_cursor(last_event_id, after), settings)
-
-
-def cancel(jobs: JobManager, job: Job, stream_prefix: str) -> JobView:
-    if job.finished:
-        raise HTTPException(409, f"job {job.id} already finished ({job.record.state})")
-    jobs.cancel(job)
-    return job_view(job, stream_prefix)
-
-
-@router.get("", response_model=list[JobView])
-def list_jobs(
-    jobs: Jobs,
-    kind: Literal["install", "remove", "status", "service"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[JobView]:
-    return [job_view(j) for j in jobs.list((kind,) if kind else None)[:limit]]
-
-
-@router.get("/{job_id}", response_model=JobView)
-def read_job(job_id: str, jobs: Jobs) -> JobView:
-    return job_view(find_job(jobs, job_id))
-
-
-@router.get("/{job_id}/stream", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
-def stream_job(
-    job_id: str,
-    jobs: Jobs,
-    settings: Annotated[Settings, Depends(get_settings)],
-    last_event_id: LastEventId = None,
-    after: After = None,
-) -> Response:
-    return stream(find_job(jobs, job_id), last_event_id, after, settings)
-
-
-@router.post("/{job_id}/cancel", response_model=JobView, status_code=202, dependencies=[Depends(require_token)])
-def cancel_job(job_id: str, jobs: Jobs) -> JobView:
-    return cancel(jobs, find_job(jobs, job_id), "/api/jobs")
+router = job_routes("/api/jobs", None, "jobs")
+install_router = job_routes(INSTALL_PREFIX, WHISPERX_JOBS, "whisperx")

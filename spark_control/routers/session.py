@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, HTTPException, Request, Response
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-
+from spark_control.deps import AuthDep
 from spark_control.schemas import SessionRequest, SessionView
-from spark_control.security import SESSION_COOKIE, Auth, get_auth
+from spark_control.security import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/session", tags=["session"])
-AuthDep = Annotated[Auth, Depends(get_auth)]
 
 
 @router.post("", status_code=204, response_class=Response)

@@ -46,6 +46,7 @@ from spark_control.runner.events import (
     read_runner_events,
     translate,
 )
+from spark_control.runner.phases import final_phase
 
 log = logging.getLogger("spark_control.jobs")
 
@@ -80,8 +81,11 @@ def scrub_runner_env(env: dict[str, str]) -> None:
 
 
 class JobConflict(Exception):
+    """Another job holds the lock (409, with the holder's id: errors.py)."""
+
     def __init__(self, job: Job):
-        super().__init__(f"job {job.id} ({job.record.kind}) is running")
+        what = " ".join(str(p) for p in (job.record.action or job.record.kind, job.record.target) if p)
+        super().__init__(f"job {job.id} ({what}) is running")
         self.job = job
 
 
@@ -259,7 +263,7 @@ class JobManager:
                     record.state = "interrupted"
                     record.error = "spark-control stopped while this job was running"
                 if record.kind == "install":
-                    record.phase = "ready" if record.state == "successful" else "failed"
+                    record.phase = final_phase(record.state)
                 job.final_id()
                 job.save()
                 job.done.set()

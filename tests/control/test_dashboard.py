@@ -24,8 +24,9 @@ import pytest
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from spark_control.config import Settings
+from spark_control.config import WHISPERX_MODELS, Settings
 from spark_control.main import create_app
+from spark_control.runner.phases import INSTALL_PHASES
 from spark_control.security import SESSION_COOKIE
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
 from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, wait_for_job, wait_until
@@ -40,7 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PHASES = ["preflight", "ship", "build", "start", "load"]
+PHASES = list(INSTALL_PHASES)
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -205,6 +206,12 @@ def test_the_banner_offers_the_install_while_whisperx_is_not_installed(make_sett
     expect(page.page.locator("#wx-source")).to_contain_text("Cached: /health does not answer")
     expect(page.page.locator("#remove-button")).to_be_hidden()
     expect(page.page.locator("#session-state")).to_have_text("Not signed in")
+    # The model menu and the stepper are the server's lists (GET /api/whisperx/options), not the page's own.
+    menu = [*WHISPERX_MODELS]
+    expect(page.page.locator("#install-model option")).to_have_text(["server default (WHISPERX_MODEL: medium)", *menu])
+    steps = page.page.locator("#progress-steps li")
+    expect(steps).to_have_count(len(PHASES) + 1)
+    assert [steps.nth(i).get_attribute("data-phase") for i in range(len(PHASES) + 1)] == [*PHASES, "ready"]
     assert API_TOKEN not in page.page.content()
     page.shot("dashboard-not-installed.png")
 

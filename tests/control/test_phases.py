@@ -1,10 +1,15 @@
-"""Install phases come from the role's task file names, mapped in one place."""
+"""Install phases come from the role's task file names, mapped in one place and served to the dashboard."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+import yaml
+
+from spark_control.config import WHISPERX_MODELS
 from spark_control.runner.phases import INSTALL_PHASES, phase_of
+from tests.control.helpers import client_for
 
 
 @pytest.mark.parametrize(
@@ -38,3 +43,22 @@ def test_the_role_has_one_task_file_per_phase(repo):
     if not tasks.is_dir():
         pytest.fail("roles/whisperx/tasks is missing (issue 4)")
     assert {p.stem for p in tasks.glob("*.yml")} >= set(INSTALL_PHASES)
+
+
+def test_the_phases_are_the_role_s_own_in_its_order(repo):
+    """The role's main.yml includes the phase files in the order spark-control lists them."""
+    main = (repo / "roles" / "whisperx" / "tasks" / "main.yml").read_text()
+    included = re.findall(r"include_tasks: (\w+)\.yml", main)
+    assert [name for name in included if name in INSTALL_PHASES] == list(INSTALL_PHASES)
+
+
+def test_the_api_serves_the_phases_and_models_the_dashboard_draws(make_settings, serve, repo):
+    with client_for(serve(make_settings(whisperx_model="small"))) as client:
+        options = client.get("/api/whisperx/options").json()
+    assert [p["name"] for p in options["phases"]] == list(INSTALL_PHASES)
+    assert all(p["title"] and p["covers"] and p["doing"] for p in options["phases"])
+    assert options["outcome"]["name"] == "ready"
+    assert options["models"] == list(WHISPERX_MODELS) and options["default_model"] == "small"
+    spec = yaml.safe_load((repo / "roles" / "whisperx" / "meta" / "argument_specs.yml").read_text())
+    choices = spec["argument_specs"]["main"]["options"]["whisperx_model"]["choices"]
+    assert set(WHISPERX_MODELS) <= set(choices), "every model spark-control offers, the role accepts"

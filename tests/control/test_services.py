@@ -6,10 +6,12 @@ import concurrent.futures
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from spark_control.config import Settings
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
 from tests.control.helpers import AUTH, LiveServer, wait_for_job, wait_until
 from tests.control.test_install_jobs import start_install
@@ -32,6 +34,17 @@ def spark2(standin, clips: Path) -> dict[str, LiveServer]:
 
 def services_by_name(client: httpx.Client) -> dict[str, dict]:
     return {s["name"]: s for s in client.get("/api/services").json()}
+
+
+def watched(make_settings, spark2: dict[str, LiveServer], **watchdog: Any) -> Settings:
+    """Settings for a watchdog test: the Spark 2 stand-ins, the watchdog on and looking every 0.2 s."""
+    return make_settings(
+        legacy_asr_url=spark2["parakeet"].url,
+        magpie_url=spark2["magpie"].url,
+        watchdog_enabled=True,
+        watchdog_interval_s=0.2,
+        **watchdog,
+    )
 
 
 def running_job(client: httpx.Client, service: str) -> dict | None:
@@ -152,11 +165,9 @@ def test_deep_check_of_a_service_that_is_down_fails_clearly(make_settings, serve
 
 def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_settings, serve, spark2):
     parakeet = spark2["parakeet"]
-    settings = make_settings(
-        legacy_asr_url=parakeet.url,
-        magpie_url=spark2["magpie"].url,
-        watchdog_enabled=True,
-        watchdog_interval_s=0.2,
+    settings = watched(
+        make_settings,
+        spark2,
         watchdog_failures=3,
         watchdog_backoff_s=1.5,
         watchdog_backoff_max_s=60,
@@ -193,15 +204,7 @@ def test_the_watchdog_restarts_after_n_failures_backs_off_and_gives_up(make_sett
 def test_a_service_just_started_gets_time_to_come_up_before_failures_count(make_settings, serve, spark2):
     """Started and not healthy yet (a model server booting): no restart until it has answered healthy once."""
     parakeet = spark2["parakeet"]
-    settings = make_settings(
-        legacy_asr_url=parakeet.url,
-        magpie_url=spark2["magpie"].url,
-        watchdog_enabled=True,
-        watchdog_interval_s=0.2,
-        watchdog_failures=2,
-        watchdog_backoff_s=0,
-        watchdog_start_grace_s=3600,
-    )
+    settings = watched(make_settings, spark2, watchdog_failures=2, watchdog_backoff_s=0, watchdog_start_grace_s=3600)
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.post("/api/services/parakeet/stop", headers=AUTH).status_code == 200
@@ -221,14 +224,7 @@ def test_a_service_just_started_gets_time_to_come_up_before_failures_count(make_
 
 def test_the_watchdog_leaves_a_service_the_operator_stopped_alone(make_settings, serve, spark2):
     parakeet = spark2["parakeet"]
-    settings = make_settings(
-        legacy_asr_url=parakeet.url,
-        magpie_url=spark2["magpie"].url,
-        watchdog_enabled=True,
-        watchdog_interval_s=0.2,
-        watchdog_failures=2,
-        watchdog_backoff_s=0,
-    )
+    settings = watched(make_settings, spark2, watchdog_failures=2, watchdog_backoff_s=0)
     server = serve(settings)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.post("/api/services/parakeet/stop", headers=AUTH).status_code == 200
@@ -241,13 +237,7 @@ def test_the_watchdog_leaves_a_service_the_operator_stopped_alone(make_settings,
 
 def test_restarts_survive_a_restart_of_spark_control(make_settings, serve, spark2):
     parakeet = spark2["parakeet"]
-    settings = make_settings(
-        legacy_asr_url=parakeet.url,
-        watchdog_enabled=True,
-        watchdog_interval_s=0.2,
-        watchdog_failures=1,
-        watchdog_backoff_s=60,
-    )
+    settings = watched(make_settings, spark2, watchdog_failures=1, watchdog_backoff_s=60)
     first = serve(settings)
     httpx.post(f"{parakeet.url}/_standin/fault", json={"health": "500"})
     with httpx.Client(base_url=first.url, timeout=30) as client:

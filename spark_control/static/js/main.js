@@ -1,6 +1,7 @@
 // The dashboard's entry point: session, the Audio / Speech tab's parts, and polling while visible.
 
 import { $, setText, show } from "./dom.js";
+import { ensurePlan } from "./install-plan.js";
 import { ProgressDialog } from "./progress-dialog.js";
 import { ServicesTable } from "./services.js";
 import { loadSession, signIn, signOut, SignInCanceled } from "./session.js";
@@ -41,7 +42,23 @@ function ignoreCanceled(error) {
   if (!(error instanceof SignInCanceled)) throw error;
 }
 
-function refreshAll() {
+let planShown = false;
+/** The install plan (stepper and model menu) once; a failure (reads need a sign-in) is tried again later. */
+async function showPlan() {
+  if (planShown) return;
+  try {
+    await ensurePlan();
+    dialog.buildSteps();
+    whisperx.buildModels();
+    planShown = true;
+    notice("plan", "");
+  } catch (error) {
+    notice("plan", `The install options are unavailable: ${error.message}`);
+  }
+}
+
+async function refreshAll() {
+  await showPlan();
   return Promise.all([whisperx.refresh(), services.refresh()]);
 }
 

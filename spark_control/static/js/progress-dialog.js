@@ -9,17 +9,10 @@ import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { $, busy, el, setText, show } from "./dom.js";
 import { clock, failureMessage } from "./format.js";
+import { phaseNames, plan } from "./install-plan.js";
 import { LogView } from "./log-view.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
-export const PHASES = ["preflight", "ship", "build", "start", "load"];
-const DOING = {
-  preflight: "Checking the host",
-  ship: "Shipping the build context to the host",
-  build: "Building the image",
-  start: "Starting the container",
-  load: "Waiting for the models to load",
-};
 const RECOVER_MS = 2000;
 const MAX_LOG_LINES = 2000;
 
@@ -28,7 +21,7 @@ export const jobUrl = (id) => `/api/whisperx/install/${encodeURIComponent(id)}`;
 export class ProgressDialog {
   constructor({ onFinished = () => {}, onProgress = () => {}, onRetry = () => {} } = {}) {
     this.dialog = $("#progress-dialog");
-    this.steps = [...this.dialog.querySelectorAll("#progress-steps li")];
+    this.steps = [];
     this.onFinished = onFinished;
     this.onProgress = onProgress;
     this.onRetry = onRetry;
@@ -192,11 +185,20 @@ export class ProgressDialog {
     job.recoverTimer = setTimeout(() => this.job === job && this.connect(job), RECOVER_MS);
   }
 
+  /** The stepper, one step per install phase of the plan, then the outcome (Ready, or Failed). */
+  buildSteps() {
+    const step = (name, title, covers) =>
+      el("li", { dataset: { phase: name } }, el("span", { class: "step-name" }, title), el("span", { class: "step-hint" }, covers));
+    this.steps = [...plan.phases, plan.outcome].map((p) => step(p.name, p.title, p.covers));
+    $("#progress-steps").replaceChildren(...this.steps);
+  }
+
   phase(job, data) {
     job.phase = data.phase;
-    if (PHASES.includes(data.phase)) {
+    const known = plan.phases.find((p) => p.name === data.phase);
+    if (known) {
       job.workPhase = data.phase;
-      this.status(`${DOING[data.phase]}…`);
+      this.status(`${known.doing}…`);
     }
     this.log.append(`── ${data.phase} ──`, "phase");
     if (data.line) this.log.append(String(data.line));
@@ -276,18 +278,20 @@ export class ProgressDialog {
   }
 
   renderSteps(job) {
+    if (!plan.outcome) return; // drawn once the plan is known (main.js)
     const done = job.phase === "ready";
     const failed = job.phase === "failed";
-    const at = PHASES.indexOf(job.workPhase);
+    const phases = phaseNames();
+    const at = phases.indexOf(job.workPhase);
     for (const step of this.steps) {
       const name = step.dataset.phase;
       let state = "pending";
-      if (name === "ready") {
+      if (name === plan.outcome.name) {
         state = done ? "done" : failed ? "failed" : "pending";
-        setText(step.querySelector(".step-name"), failed ? "Failed" : "Ready");
-        setText(step.querySelector(".step-hint"), failed ? "stopped" : "serving");
+        setText(step.querySelector(".step-name"), failed ? "Failed" : plan.outcome.title);
+        setText(step.querySelector(".step-hint"), failed ? "stopped" : plan.outcome.covers);
       } else {
-        const index = PHASES.indexOf(name);
+        const index = phases.indexOf(name);
         if (done || index < at) state = "done";
         else if (index === at) state = failed ? "failed" : "current";
       }

@@ -2,9 +2,10 @@
 
 import { api, coalesced } from "./api.js";
 import { confirmAction } from "./confirm.js";
-import { $, busy, setText, show, toast } from "./dom.js";
+import { $, busy, el, setText, show, toast } from "./dom.js";
 import { ago, clock, failureMessage, localTime } from "./format.js";
-import { PHASES, jobUrl } from "./progress-dialog.js";
+import { phaseNames, plan } from "./install-plan.js";
+import { jobUrl } from "./progress-dialog.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
 const HOST_STATE = { true: "reachable", false: "unreachable", null: "unknown" };
@@ -136,6 +137,17 @@ export class WhisperxPanel {
     show($("#install-last-log"), true);
   }
 
+  /** The model menu: the server's default first, then every model an install accepts. */
+  buildModels() {
+    const select = $("#install-model");
+    const chosen = select.value;
+    select.replaceChildren(
+      el("option", { value: "" }, `server default (WHISPERX_MODEL: ${plan.defaultModel})`),
+      ...plan.models.map((name) => el("option", { value: name }, name)),
+    );
+    select.value = plan.models.includes(chosen) ? chosen : "";
+  }
+
   /** From the progress dialog: the running job's banner while its dialog is hidden. */
   onProgress(progress) {
     this.progress = progress;
@@ -144,7 +156,9 @@ export class WhisperxPanel {
     if (visible) {
       show($("#install-banner"), false);
       setText($("#job-banner-title"), progress.kind === "remove" ? "Removing WhisperX" : "Installing WhisperX");
-      const phase = PHASES.includes(progress.phase) ? `phase ${PHASES.indexOf(progress.phase) + 1} of 5: ${progress.phase}` : "starting";
+      const phases = phaseNames();
+      const at = phases.indexOf(progress.phase);
+      const phase = at >= 0 ? `phase ${at + 1} of ${phases.length}: ${progress.phase}` : "starting";
       setText($("#job-banner-phase"), phase);
       setText($("#job-banner-elapsed"), clock(progress.elapsed));
     }
