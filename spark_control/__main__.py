@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from spark_control.config import get_settings
+from spark_control.datadir import DataDirInUse, DataDirLock
 from spark_control.main import create_app
 
 
@@ -20,7 +21,14 @@ def main() -> None:
     except (ValidationError, SettingsError) as exc:
         # A configuration mistake is the operator's to fix: say which setting and why, no traceback.
         sys.exit(f"spark-control: invalid configuration:\n{exc}")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    try:
+        lock = DataDirLock.acquire(settings.data_dir)  # taken here too, so a second instance exits in one line
+    except DataDirInUse as exc:
+        sys.exit(f"spark-control: {exc}")
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from spark_control import __version__
 from spark_control.config import Settings, get_settings
+from spark_control.datadir import DataDirLock
 from spark_control.errors import install_handlers
 from spark_control.proxy import AudioProxy
 from spark_control.routers import audio, dashboard, health, jobs, services, session, whisperx
@@ -31,6 +32,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock = DataDirLock.acquire(settings.data_dir)  # before any cleanup: a live instance's files are its own
+        try:
+            async with serving(app):
+                yield
+        finally:
+            lock.release()
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
         for leftover in settings.secrets_dir.glob("hf_token-*"):
             leftover.unlink(missing_ok=True)  # per-job token copies of jobs a dead server left behind
         # trust_env=False: LAN services are reached directly, never through an HTTP(S)_PROXY from the environment.
