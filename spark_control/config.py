@@ -21,6 +21,7 @@ WHISPERX_MODELS = ("tiny", "base", "small", "medium", "large-v3")
 # An environment variable whose name holds one of these carries a secret: it never reaches the runner's
 # environment (runner/jobs.py) nor WHISPERX_ENV, both written in clear text to the job's directory.
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+MIN_TOKEN_LENGTH = 24  # SPARK_CONTROL_API_TOKEN: too long to guess, with POST /api/session throttled
 
 
 def names_a_secret(name: str) -> bool:
@@ -133,6 +134,16 @@ class Settings(BaseSettings):
         description="a dashboard sign-in (the session cookie) is refused after this many seconds",
     )
 
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("SPARK_CONTROL_ALLOWED_HOSTS"),
+        description="Host names the API answers to besides this machine's own names and addresses "
+        "(comma-separated; * for any, which gives up the DNS-rebinding protection)",
+    )
+    login_attempts_per_minute: int = Field(
+        10, ge=1, validation_alias=_env("SPARK_CONTROL_LOGIN_ATTEMPTS"), description="wrong tokens per client"
+    )
+
     install_timeout_s: int = Field(7200, ge=60, validation_alias=_env("SPARK_CONTROL_INSTALL_TIMEOUT"))
     action_timeout_s: int = Field(300, ge=10, validation_alias=_env("SPARK_CONTROL_ACTION_TIMEOUT"))
     health_timeout_s: float = Field(2.0, gt=0, le=30, validation_alias=_env("SPARK_CONTROL_HEALTH_TIMEOUT"))
@@ -177,6 +188,22 @@ class Settings(BaseSettings):
                 "for an offline bundle model such as tiny.en set WHISPERX_MODEL_BUNDLE and WHISPERX_BUNDLE_MODEL"
             )
         return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"SPARK_CONTROL_API_TOKEN must have at least {MIN_TOKEN_LENGTH} characters (it guards every change "
+                "to the lab): generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+                "or leave it unset to have one generated into DATA_DIR/api_token"
+            )
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
 
     @field_validator("whisperx_extra_ca_certs", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from spark_control import __version__
 from spark_control.config import Settings, get_settings
@@ -16,7 +17,7 @@ from spark_control.errors import install_handlers
 from spark_control.proxy import AudioProxy
 from spark_control.routers import audio, dashboard, health, jobs, services, session, whisperx
 from spark_control.runner.jobs import JobManager
-from spark_control.security import Auth
+from spark_control.security import Auth, trusted_hosts
 from spark_control.services import ServiceRegistry
 from spark_control.watchdog import Watchdog
 from spark_control.whisperx import WhisperxMonitor
@@ -87,4 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_handlers(app)
+    # DNS rebinding: a request under a name this machine does not go by is refused before any route.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False)
     return app

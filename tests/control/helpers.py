@@ -17,6 +17,13 @@ from httpx_sse import connect_sse
 
 API_TOKEN = "control-test-token-5f1c9a7e2b"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def dashboard_headers(base_url: str) -> dict[str, str]:
+    """What the dashboard's own requests carry besides the cookie (security.py: CSRF)."""
+    return {"X-Spark-Control": "dashboard", "Origin": base_url}
+
+
 HERE = Path(__file__).parent
 STANDIN = HERE.parent / "images" / "spark2-standin" / "standin.py"
 

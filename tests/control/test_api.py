@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from spark_control.security import SESSION_COOKIE, Auth
-from tests.control.helpers import API_TOKEN, AUTH, wait_for_job, wait_until
+from tests.control.helpers import API_TOKEN, AUTH, dashboard_headers, wait_for_job, wait_until
 from tests.control.test_install_jobs import start_install
 
 MUTATING = [
@@ -62,7 +62,7 @@ def test_a_session_cookie_lasts_its_max_age_and_no_longer(make_settings, serve):
 
     def act(cookie: str) -> httpx.Response:
         with httpx.Client(base_url=server.url, timeout=10, cookies={SESSION_COOKIE: cookie}) as client:
-            return client.post(action)
+            return client.post(action, headers=dashboard_headers(server.url))
 
     def signed_in(cookie: str) -> bool:
         return httpx.get(f"{server.url}/api/session", cookies={SESSION_COOKIE: cookie}, timeout=10).json()[

@@ -42,13 +42,13 @@ def test_contract_environment_names_are_read(env: pytest.MonkeyPatch):
     env.setenv("WHISPERX_PORT", "9002")
     env.setenv("WHISPERX_MODEL", "large-v3")
     env.setenv("LEGACY_ASR_URL", "http://legacy:8000/")
-    env.setenv("SPARK_CONTROL_API_TOKEN", "t0ken-from-env")
+    env.setenv("SPARK_CONTROL_API_TOKEN", "t0ken-from-env-long-enough-to-guard")
     settings = Settings()
     assert settings.whisperx_url == "http://gpu1.lan:9002"
     assert settings.whisperx_container == "wx"
     assert settings.served_model == "large-v3"
     assert settings.legacy_asr_url == "http://legacy:8000"
-    assert settings.resolved_api_token() == "t0ken-from-env"
+    assert settings.resolved_api_token() == "t0ken-from-env-long-enough-to-guard"
 
 
 @pytest.mark.parametrize("model", ["huge", "tiny.en", "large-v2", "/models/whisper-tiny.en", ""])

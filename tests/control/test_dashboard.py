@@ -522,6 +522,52 @@ def test_an_expired_session_asks_for_the_token_again_then_acts(make_settings, se
     expect(page.page.locator("#session-state")).to_have_text("Signed in")
 
 
+def hostile_page(target: str) -> FastAPI:
+    """A page on another port of the same host: same site as spark-control (its SameSite=Strict cookie goes
+    along), another origin. It tries an empty-body install with a plain form, and a removal and a service
+    stop with fetch, the way a page the operator opens by mistake would."""
+    app = FastAPI()
+    html = f"""<!doctype html><title>cute cats</title>
+<form id="install" method="POST" action="{target}/api/whisperx/install" enctype="text/plain"></form>
+<script>
+  const tries = ["/api/whisperx/remove", "/api/services/magpie/stop"].map((path) =>
+    fetch("{target}" + path, {{method: "POST", credentials: "include", mode: "no-cors"}}));
+  Promise.allSettled(tries).then(() => {{ document.title = "tried"; }});
+</script>"""
+
+    @app.get("/")
+    def page() -> Response:
+        return Response(html, media_type="text/html")
+
+    return app
+
+
+@browser_test
+def test_a_page_on_another_port_cannot_act_with_the_operator_s_cookie(make_settings, serve, spark2, dashboard):
+    from playwright.sync_api import expect
+
+    server = serve(make_settings(legacy_asr_url=spark2["parakeet"].url, magpie_url=spark2["magpie"].url))
+    with client_for(server) as client:
+        wait_for_job(client, install_job(client))  # installed: a removal would have something to remove
+    page = dashboard(server)
+    page.sign_in()
+    page.open()
+    expect(page.page.locator("#session-state")).to_have_text("Signed in")  # the cookie is there to be abused
+    attacker = serve(hostile_page(server.url))
+    page.page.goto(f"{attacker.url}/")
+    expect(page.page).to_have_title("tried")
+    page.page.evaluate("() => document.getElementById('install').submit()")
+    expect(page.page.locator("body")).to_contain_text("refused as a possible cross-site request")
+    with client_for(server) as client:
+        jobs = client.get("/api/jobs").json()
+        magpie = {s["name"]: s for s in client.get("/api/services").json()}["magpie"]
+    assert [(j["kind"], j["state"]) for j in jobs] == [("install", "successful")], "nothing else was started"
+    assert magpie["intent"] == "running" and magpie["last_action"] is None
+    page.open()  # the dashboard itself still acts with the same cookie
+    page.page.get_by_role("button", name="Restart Magpie TTS").click()
+    expect(page.row("magpie").locator(".feedback")).to_contain_text("Restarted", timeout=30_000)
+
+
 # -- transcribe with speakers ---------------------------------------------------------------------
 class BusyWhisperx:
     """WhisperX as the proxy sees it when its queue is full: ready, diarizer loaded, and 429 with Retry-After.

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.control.helpers import AUTH, read_until, wait_for_job, wait_until
+from tests.control.helpers import AUTH, dashboard_headers, read_until, wait_for_job, wait_until
 from tests.control.test_install_jobs import sse_events, start_install
 
 
@@ -137,7 +137,8 @@ def test_reads_can_require_the_token_and_a_session_cookie_lets_event_source_in(m
         assert client.get("/api/session").json()["authenticated"] is True
         events = sse_events(client, f"/api/jobs/{job_id}/stream")  # the cookie, as a browser would send it
         assert events[-1]["event"] == "done"
-        assert client.post("/api/whisperx/install").status_code == 202, "the cookie also authorises actions"
+        install = client.post("/api/whisperx/install", headers=dashboard_headers(server.url))
+        assert install.status_code == 202, "the cookie also authorises actions, sent as the dashboard sends them"
         client.delete("/api/session")
         client.cookies.clear()
         assert client.get("/api/session").json()["authenticated"] is False

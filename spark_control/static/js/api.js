@@ -2,6 +2,10 @@
 
 import { sessionExpired, signIn } from "./session.js";
 
+// Sent on every request the dashboard makes: spark-control refuses a cookie-authenticated change without
+// it (security.py, CSRF), and a page on another origin cannot add it without a CORS preflight.
+export const DASHBOARD_HEADER = { "X-Spark-Control": "dashboard" };
+
 export class ApiError extends Error {
   constructor(status, message, body = null, headers = null) {
     super(message);
@@ -42,7 +46,7 @@ export function parseBody(text) {
  * token). Reads do not prompt by default: a poll must not reopen a dialog the operator just closed.
  */
 export async function api(path, { method = "GET", json, signal, why, prompt = method !== "GET" } = {}) {
-  const init = { method, signal, credentials: "same-origin", headers: { accept: "application/json" } };
+  const init = { method, signal, credentials: "same-origin", headers: { accept: "application/json", ...DASHBOARD_HEADER } };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(json);

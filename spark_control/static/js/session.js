@@ -1,5 +1,6 @@
 // Signing in: POST /api/session with the API token sets an HttpOnly cookie; the page never keeps the token.
 
+import { DASHBOARD_HEADER } from "./api.js";
 import { $, setText, show } from "./dom.js";
 
 export class SignInCanceled extends Error {
@@ -63,7 +64,7 @@ export function sessionExpired() {
 }
 
 export async function signOut() {
-  await fetch("/api/session", { method: "DELETE", credentials: "same-origin" });
+  await fetch("/api/session", { method: "DELETE", credentials: "same-origin", headers: DASHBOARD_HEADER });
   update(false);
 }
 
@@ -105,7 +106,7 @@ function openDialog(reason) {
         const response = await fetch("/api/session", {
           method: "POST",
           credentials: "same-origin",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", ...DASHBOARD_HEADER },
           body: JSON.stringify({ token }),
         });
         if (response.status === 204) {

@@ -1,7 +1,7 @@
 // "Transcribe with speakers": upload a file through the audio proxy and show who said what.
 // XMLHttpRequest rather than fetch: it reports upload progress, which matters for a 90-minute recording.
 
-import { errorMessage, parseBody } from "./api.js";
+import { DASHBOARD_HEADER, errorMessage, parseBody } from "./api.js";
 import { $, el, setText, show, toast } from "./dom.js";
 import { bytes, clock, duration, plural, position } from "./format.js";
 
@@ -92,6 +92,7 @@ export class TranscribePanel {
     });
     xhr.open("POST", ENDPOINT);
     xhr.setRequestHeader("accept", "application/json");
+    for (const [name, value] of Object.entries(DASHBOARD_HEADER)) xhr.setRequestHeader(name, value);
     xhr.send(form);
   }
 
