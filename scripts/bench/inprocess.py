@@ -18,7 +18,7 @@ from pathlib import Path
 from app.config import Settings
 from app.inference.audio import decode
 from app.inference.loader import ModelLoader, prepare_environment
-from app.inference.pipeline import Options, Timings
+from app.inference.pipeline import Options, StageTimer
 from app.inference.state import ServiceState
 
 
@@ -34,8 +34,8 @@ def main() -> None:
         try:
             began = time.perf_counter()
             audio = decode(Path(sys.argv[1]), workdir / "audio.s16le")
-            timings = Timings()
-            result = state.pipeline.run(audio, Options(), timings)
+            timer = StageTimer()
+            transcript = state.pipeline.run(audio, Options(), timer)
             runs.append(time.perf_counter() - began)
         finally:
             shutil.rmtree(workdir)
@@ -44,9 +44,9 @@ def main() -> None:
         json.dumps(
             {
                 "wall_s": [round(r, 3) for r in runs],
-                "stages": {k: round(v, 2) for k, v in timings.seconds.items()},
+                "stages": {k: round(v, 2) for k, v in timer.seconds.items()},
                 "peak_rss_mb": round(peak_kb / 1024),
-                "speakers": [s["id"] for s in result["speakers"]],
+                "speakers": [s.id for s in transcript.speakers],
             }
         )
     )

@@ -6,8 +6,10 @@ import json
 
 import pytest
 from app.api import formats
+from app.api.schemas import Timings
+from app.inference.transcript import Transcript
 
-RESULT = {
+TRANSCRIPT = Transcript.model_validate({
     "language": "en",
     "duration": 3725.5,
     "text": "Hello there. Hi.",
@@ -21,38 +23,52 @@ RESULT = {
         {"id": 1, "start": 3723.25, "end": 3723.65, "text": "Hi.", "speaker": "SPEAKER_01", "avg_logprob": -0.1,
          "words": [{"word": "Hi.", "start": 3723.25, "end": 3723.65, "probability": 0.95, "speaker": "SPEAKER_01"}]},
     ],
-}  # fmt: skip
+})  # fmt: skip
 
 
 def test_srt_numbers_cues_and_uses_commas_past_the_hour():
-    srt = formats.srt(RESULT)
+    srt = formats.srt(TRANSCRIPT)
     assert srt.startswith("1\n00:00:00,500 --> 00:00:01,700\n[SPEAKER_00] Hello there.\n")
     assert "2\n01:02:03,250 --> 01:02:03,650\n[SPEAKER_01] Hi.\n" in srt
 
 
 def test_vtt_has_a_header_dots_and_voice_tags():
-    vtt = formats.vtt(RESULT)
+    vtt = formats.vtt(TRANSCRIPT)
     assert vtt.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.700\n<v SPEAKER_00>Hello there.\n")
 
 
 def test_verbose_json_gives_words_only_when_asked():
-    plain = formats.verbose_json(RESULT, set(), 0.0)
+    plain = formats.verbose_json(TRANSCRIPT, set(), 0.0)
     assert "words" not in plain and len(plain["segments"]) == 2
-    words = formats.verbose_json(RESULT, {"word"}, 0.0)
+    words = formats.verbose_json(TRANSCRIPT, {"word"}, 0.0)
     assert "segments" not in words
     assert [w["word"] for w in words["words"]] == ["Hello", "there.", "Hi."]
 
 
 def test_diarized_json_is_the_transcript_without_words_speakers_backend_or_timings():
-    body = formats.diarized_json(RESULT)
+    body = formats.diarized_json(TRANSCRIPT)
     assert {"words", "speakers", "backend", "timings"}.isdisjoint(body)
     assert set(body["segments"][0]) == {"id", "type", "start", "end", "speaker", "text"}
     assert body["segments"][0]["type"] == "transcript.text.segment"
 
 
+def test_verbose_json_segments_carry_whispers_log_probability():
+    assert [seg["avg_logprob"] for seg in formats.verbose_json(TRANSCRIPT, set(), 0.0)["segments"]] == [-0.2, -0.1]
+
+
+def test_the_diarized_transcript_is_the_transcript_and_its_timings_in_the_contracts_order():
+    timings = Timings(decode_s=0.1, vad_s=0.2, transcribe_s=2.0, align_s=0.4, diarize_s=3.0, total_s=5.7)
+    body = json.loads(formats.diarized_transcript(TRANSCRIPT, timings).model_dump_json())
+    assert list(body) == ["task", "text", "language", "duration", "segments", "speakers", "backend", "model", "timings"]
+    assert list(body["segments"][0]) == ["id", "type", "start", "end", "speaker", "text", "words"]  # no avg_logprob
+    assert list(body["segments"][0]["words"][0]) == ["word", "start", "end", "probability", "speaker"]
+    assert body["speakers"] == [{"id": "SPEAKER_00", "duration": 1.2}, {"id": "SPEAKER_01", "duration": 0.4}]
+    assert body["timings"]["total_s"] == 5.7 and body["task"] == "transcribe" and body["backend"] == "whisperx"
+
+
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"])
 def test_every_response_format_renders(fmt: str):
-    response = formats.render(RESULT, fmt, set(), 0.0)
+    response = formats.render(TRANSCRIPT, fmt, set(), 0.0)
     assert response.status_code == 200
     if fmt.endswith("json"):
         assert json.loads(response.body)["text"] == "Hello there. Hi."

@@ -1,8 +1,25 @@
-"""The transcript in each response_format of OpenAI's audio API, plus the diarized transcript."""
+"""The transcript in each response_format of OpenAI's audio API, plus the diarized transcript.
+
+Each renderer takes the pipeline's `Transcript`; the JSON bodies are the response schemas of
+app/api/schemas.py, dumped to plain data and sent with JSONResponse.
+"""
 
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from app.api.schemas import (
+    DiarizedTranscript,
+    DurationUsage,
+    Timings,
+    Transcription,
+    TranscriptionDiarized,
+    TranscriptionDiarizedSegment,
+    TranscriptionSegment,
+    TranscriptionVerbose,
+    TranscriptionWord,
+)
+from app.inference.transcript import Segment, Transcript
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 
@@ -15,108 +32,88 @@ def _stamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def _cue_text(seg: dict) -> str:
-    return f"[{seg['speaker']}] {seg['text']}" if seg.get("speaker") else seg["text"]
+def _cue_text(seg: Segment) -> str:
+    return f"[{seg.speaker}] {seg.text}" if seg.speaker else seg.text
 
 
-def srt(result: dict) -> str:
+def srt(transcript: Transcript) -> str:
     cues = [
-        f"{i}\n{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}\n{_cue_text(seg)}\n"
-        for i, seg in enumerate(result["segments"], 1)
+        f"{i}\n{_stamp(seg.start, ',')} --> {_stamp(seg.end, ',')}\n{_cue_text(seg)}\n"
+        for i, seg in enumerate(transcript.segments, 1)
     ]
     return "\n".join(cues)
 
 
-def vtt(result: dict) -> str:
+def vtt(transcript: Transcript) -> str:
     cues = [
-        f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}\n"
-        + (f"<v {seg['speaker']}>{seg['text']}" if seg.get("speaker") else seg["text"])
+        f"{_stamp(seg.start, '.')} --> {_stamp(seg.end, '.')}\n"
+        + (f"<v {seg.speaker}>{seg.text}" if seg.speaker else seg.text)
         + "\n"
-        for seg in result["segments"]
+        for seg in transcript.segments
     ]
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
-def verbose_json(result: dict, granularities: set[str], temperature: float) -> dict:
-    body = {
-        "task": "transcribe",
-        "language": result["language"],
-        "duration": result["duration"],
-        "text": result["text"],
-    }
+def json_body(transcript: Transcript) -> dict:
+    return Transcription(text=transcript.text, usage=DurationUsage(seconds=transcript.duration)).model_dump()
+
+
+def verbose_json(transcript: Transcript, granularities: set[str], temperature: float) -> dict:
+    segments = words = None
     if "segment" in granularities or not granularities:
-        body["segments"] = [
-            {
-                "id": seg["id"],
-                "seek": 0,
-                "start": seg["start"],
-                "end": seg["end"],
-                "text": seg["text"],
-                "tokens": [],
-                "temperature": temperature,
-                "avg_logprob": seg.get("avg_logprob") or 0.0,
-                "compression_ratio": 0.0,
-                "no_speech_prob": 0.0,
-            }
-            for seg in result["segments"]
+        segments = [
+            TranscriptionSegment(
+                id=seg.id,
+                start=seg.start,
+                end=seg.end,
+                text=seg.text,
+                temperature=temperature,
+                avg_logprob=seg.avg_logprob or 0.0,
+            )
+            for seg in transcript.segments
         ]
     if "word" in granularities:
-        words = (w for seg in result["segments"] for w in seg["words"])
-        body["words"] = [{"word": w["word"], "start": w["start"], "end": w["end"]} for w in words]
-    return body
+        words = [TranscriptionWord(word=w.word, start=w.start, end=w.end) for s in transcript.segments for w in s.words]
+    body = TranscriptionVerbose(
+        language=transcript.language,
+        duration=transcript.duration,
+        text=transcript.text,
+        segments=segments,
+        words=words,
+    )
+    return body.model_dump(exclude_none=True)  # segments and words are left out unless asked for
 
 
-def diarized_transcript(result: dict, timings: dict) -> dict:
+def diarized_transcript(transcript: Transcript, timings: Timings) -> DiarizedTranscript:
     """The contract's transcribe-with-speakers body."""
-    return {
-        "task": "transcribe",
-        "text": result["text"],
-        "language": result["language"],
-        "duration": result["duration"],
-        "segments": [
-            {
-                "id": seg["id"],
-                "type": "transcript.text.segment",
-                "start": seg["start"],
-                "end": seg["end"],
-                "speaker": seg["speaker"],
-                "text": seg["text"],
-                "words": seg["words"],
-            }
-            for seg in result["segments"]
-        ],
-        "speakers": result["speakers"],
-        "backend": result["backend"],
-        "model": result["model"],
-        "timings": timings,
-    }
+    return DiarizedTranscript(**dict(transcript), timings=timings)
 
 
-def diarized_json(result: dict) -> dict:
+def diarized_json(transcript: Transcript) -> dict:
     """OpenAI's diarized_json: the diarized transcript's segments without words, speakers, backend, timings."""
-    return {
-        "task": "transcribe",
-        "text": result["text"],
-        "language": result["language"],
-        "duration": result["duration"],
-        "segments": [
-            {"type": "transcript.text.segment", **{k: seg[k] for k in ("id", "start", "end", "speaker", "text")}}
-            for seg in result["segments"]
+    body = TranscriptionDiarized(
+        text=transcript.text,
+        language=transcript.language,
+        duration=transcript.duration,
+        segments=[
+            TranscriptionDiarizedSegment(id=seg.id, start=seg.start, end=seg.end, speaker=seg.speaker, text=seg.text)
+            for seg in transcript.segments
         ],
-        "model": result["model"],
-        "usage": {"type": "duration", "seconds": result["duration"]},
-    }
+        model=transcript.model,
+        usage=DurationUsage(seconds=transcript.duration),
+    )
+    return body.model_dump()
 
 
-def render(result: dict, response_format: str, granularities: set[str], temperature: float) -> Response:
+def render(transcript: Transcript, response_format: str, granularities: set[str], temperature: float) -> Response:
     if response_format == "text":
-        return PlainTextResponse(result["text"] + "\n")
+        return PlainTextResponse(transcript.text + "\n")
     if response_format == "srt":
-        return PlainTextResponse(srt(result), media_type="application/x-subrip")
+        return PlainTextResponse(srt(transcript), media_type="application/x-subrip")
     if response_format == "vtt":
-        return PlainTextResponse(vtt(result), media_type="text/vtt")
+        return PlainTextResponse(vtt(transcript), media_type="text/vtt")
     if response_format == "verbose_json":
-        return JSONResponse(verbose_json(result, granularities, temperature))
+        return JSONResponse(verbose_json(transcript, granularities, temperature))
     if response_format == "diarized_json":
-        return JSONResponse(diarized_json(result))
-    return JSONResponse({"text": result["text"], "usage": {"type": "duration", "seconds": result["duration"]}})
+        return JSONResponse(diarized_json(transcript))
+    return JSONResponse(json_body(transcript))

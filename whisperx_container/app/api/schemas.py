@@ -1,10 +1,16 @@
-"""Response schemas, so /docs shows the contract."""
+"""Response schemas, so /docs shows the contract.
+
+The transcript's own models (Transcript, Segment, Word, Speaker) are app.inference.transcript's: the
+pipeline returns them and the diarized transcript is one of them plus its timings.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel
+
+from app.inference.transcript import Transcript
 
 
 class QueueStatus(BaseModel):
@@ -38,29 +44,6 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-class Word(BaseModel):
-    word: str
-    start: float
-    end: float
-    probability: float | None = None
-    speaker: str | None = None
-
-
-class DiarizedSegment(BaseModel):
-    id: int
-    type: Literal["transcript.text.segment"] = "transcript.text.segment"
-    start: float
-    end: float
-    speaker: str
-    text: str
-    words: list[Word]
-
-
-class Speaker(BaseModel):
-    id: str
-    duration: float
-
-
 class Timings(BaseModel):
     decode_s: float
     vad_s: float
@@ -70,13 +53,73 @@ class Timings(BaseModel):
     total_s: float
 
 
-class DiarizedTranscript(BaseModel):
+class DiarizedTranscript(Transcript):
+    """POST /v1/audio/transcribe-with-speakers: the pipeline's transcript and the seconds each stage took."""
+
+    timings: Timings
+
+
+# OpenAI's response_format bodies for POST /v1/audio/transcriptions, named as in the openai client's types.
+
+
+class DurationUsage(BaseModel):
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class Transcription(BaseModel):
+    """response_format=json"""
+
+    text: str
+    usage: DurationUsage
+
+
+class TranscriptionSegment(BaseModel):
+    id: int
+    seek: int = 0
+    start: float
+    end: float
+    text: str
+    tokens: list[int] = []
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+class TranscriptionWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
+class TranscriptionVerbose(BaseModel):
+    """response_format=verbose_json: segments unless only words are asked for, words when asked for."""
+
+    task: Literal["transcribe"] = "transcribe"
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment] | None = None
+    words: list[TranscriptionWord] | None = None
+
+
+class TranscriptionDiarizedSegment(BaseModel):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: int
+    start: float
+    end: float
+    speaker: str
+    text: str
+
+
+class TranscriptionDiarized(BaseModel):
+    """response_format=diarized_json: the diarized transcript's segments without words, speakers, backend, timings."""
+
     task: Literal["transcribe"] = "transcribe"
     text: str
     language: str
     duration: float
-    segments: list[DiarizedSegment]
-    speakers: list[Speaker]
-    backend: Literal["whisperx"] = "whisperx"
+    segments: list[TranscriptionDiarizedSegment]
     model: str
-    timings: Timings
+    usage: DurationUsage

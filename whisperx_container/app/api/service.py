@@ -14,9 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from app.api.errors import APIError
 from app.api.metrics import Metrics
 from app.api.queue import InferenceQueue, QueueFull
+from app.api.schemas import Timings
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
+from app.inference.pipeline import Options, StageTimer
 from app.inference.state import ServiceState
+from app.inference.transcript import Transcript
 
 log = logging.getLogger(__name__)
 UPLOAD_DIR_PREFIX = "whisperx-request-"
@@ -37,8 +40,8 @@ class Service:
         if self.state.status == "error":
             raise APIError(503, f"the models failed to load: {self.state.error}", "server_error", "model_unavailable")
 
-    async def transcribe(self, upload: UploadFile, options) -> tuple[dict, dict]:
-        """Run one upload through the pipeline: (result, timings)."""
+    async def transcribe(self, upload: UploadFile, options: Options) -> tuple[Transcript, Timings]:
+        """Run one upload through the pipeline: its transcript, and the seconds each stage took."""
         self.require_ready()
         try:
             slot = self.queue.reserve()
@@ -50,19 +53,17 @@ class Service:
             began = time.perf_counter()
             audio = await run_in_threadpool(self._decode, upload, workdir)
             decode_s = time.perf_counter() - began
-            from app.inference.pipeline import Timings
-
-            timings = Timings()
-            result = await slot.run(self.state.pipeline.run, audio, options, timings)
+            timer = StageTimer()
+            transcript = await slot.run(self.state.pipeline.run, audio, options, timer)
         finally:
             slot.release(lambda: shutil.rmtree(workdir, ignore_errors=True))
         total_s = time.perf_counter() - began
         stages = {
             "decode_s": decode_s,
-            "vad_s": timings.seconds.get("vad", 0.0),
-            "transcribe_s": timings.seconds.get("transcribe", 0.0),
-            "align_s": timings.seconds.get("align", 0.0),
-            "diarize_s": timings.seconds.get("diarize", 0.0),
+            "vad_s": timer.seconds.get("vad", 0.0),
+            "transcribe_s": timer.seconds.get("transcribe", 0.0),
+            "align_s": timer.seconds.get("align", 0.0),
+            "diarize_s": timer.seconds.get("diarize", 0.0),
             "total_s": total_s,
         }
         for name, seconds in stages.items():
@@ -70,7 +71,7 @@ class Service:
         if audio.duration > 0:
             self.metrics.rtf.observe(total_s / audio.duration)
             self.metrics.audio_seconds.inc(audio.duration)
-        return result, {k: round(v, 3) for k, v in stages.items()}
+        return transcript, Timings(**{k: round(v, 3) for k, v in stages.items()})
 
     @staticmethod
     def _decode(upload: UploadFile, workdir: Path) -> PcmAudio:

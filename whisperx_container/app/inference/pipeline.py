@@ -23,6 +23,7 @@ from whisperx.diarize import assign_word_speakers
 from app.inference.asr import WhisperTranscriber
 from app.inference.audio import PcmAudio
 from app.inference.diarize import SAMPLE_RATE, diarize_window, speech_chunks
+from app.inference.transcript import Transcript
 from app.inference.windows import SpeakerLinker, cut_windows
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class Options:
 
 
 @dataclass
-class Timings:
+class StageTimer:
+    """Seconds per pipeline stage, summed over windows and threads."""
+
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,7 +76,7 @@ class SpeechPipeline:
         self.aligner = aligner  # app.inference.align.Wav2Vec2Aligner or None: word times from Whisper
         self.link_threshold = link_threshold
 
-    def run(self, audio: PcmAudio, options: Options, timings: Timings) -> dict:
+    def run(self, audio: PcmAudio, options: Options, timings: StageTimer) -> Transcript:
         windows = cut_windows(audio, self.window_s)
         single = len(windows) == 1
         log.info("%.1f s of audio in %d diarization window(s)", audio.duration, len(windows))
@@ -155,41 +158,10 @@ class SpeechPipeline:
         turns = linker.finish(options.num_speakers if not single else None) if options.diarize else []
         if turns:
             segments = by_speaker(segments, turns)
-        return self.result(audio, language or "en", segments, turns, options.diarize)
-
-    def result(self, audio: PcmAudio, language: str, segments: list[dict], turns, diarized: bool) -> dict:
-        out_segments = []
-        for i, seg in enumerate(segments):
-            item = {
-                "id": i,
-                "type": "transcript.text.segment",
-                "start": round(seg["start"], 3),
-                "end": round(seg["end"], 3),
-                "text": seg["text"],
-                "words": seg.get("words", []),
-                "avg_logprob": seg.get("avg_logprob"),
-            }
-            if diarized:
-                item["speaker"] = seg.get("speaker") or "SPEAKER_00"
-                for word in item["words"]:
-                    word.setdefault("speaker", item["speaker"])
-            out_segments.append(item)
-        speakers: dict[str, float] = {}
-        for start, end, label in turns:
-            speakers[label] = speakers.get(label, 0.0) + (end - start)
-        for seg in out_segments:  # speech the diarization did not cover still names its speaker
-            if diarized and seg["speaker"] not in speakers:
-                speakers[seg["speaker"]] = seg["end"] - seg["start"]
-        return {
-            "task": "transcribe",
-            "language": language,
-            "duration": round(audio.duration, 3),
-            "text": " ".join(s["text"] for s in out_segments).strip(),
-            "segments": out_segments,
-            "speakers": [{"id": k, "duration": round(v, 3)} for k, v in sorted(speakers.items())],
-            "backend": "whisperx",
-            "model": self.model_name,
-        }
+        language = language or "en"
+        return Transcript.from_segments(
+            segments, turns, language=language, duration=audio.duration, model=self.model_name, diarized=options.diarize
+        )
 
 
 def by_speaker(segments: list[dict], turns: list[tuple[float, float, str]]) -> list[dict]:

@@ -10,13 +10,21 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from app.api.errors import bad_request
 from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
-from app.api.schemas import DiarizedTranscript
+from app.api.schemas import DiarizedTranscript, Transcription, TranscriptionDiarized, TranscriptionVerbose
 from app.api.service import Service, get_service
 from app.inference.pipeline import Options
 
 router = APIRouter(prefix="/v1/audio")
 GRANULARITIES = {"segment", "word"}
 MAX_SPEAKERS_PARAM = 64
+TEXT = {"schema": {"type": "string"}}
+TRANSCRIPTION_RESPONSES = {
+    200: {
+        "description": "the transcript: json, verbose_json or diarized_json; text, srt or vtt as plain text",
+        "model": Transcription | TranscriptionVerbose | TranscriptionDiarized,
+        "content": {"text/plain": TEXT, "application/x-subrip": TEXT, "text/vtt": TEXT},
+    }
+}
 
 
 def _language(value: str | None, service: Service) -> str | None:
@@ -39,7 +47,7 @@ def _speakers(num: int | None, low: int | None, high: int | None) -> None:
         raise bad_request(f"min_speakers ({low}) is greater than max_speakers ({high})")
 
 
-@router.post("/transcriptions", response_class=Response, responses={200: {"description": "the transcript"}})
+@router.post("/transcriptions", response_class=Response, responses=TRANSCRIPTION_RESPONSES)
 async def transcriptions(
     file: Annotated[UploadFile, File(description="audio in any format ffmpeg reads")],
     service: Annotated[Service, Depends(get_service)],
@@ -66,8 +74,8 @@ async def transcriptions(
         temperature=temperature,
         diarize=response_format == "diarized_json",
     )
-    result, _ = await service.transcribe(file, options)
-    return render(result, response_format, granularities, temperature)
+    transcript, _ = await service.transcribe(file, options)
+    return render(transcript, response_format, granularities, temperature)
 
 
 @router.post("/transcribe-with-speakers", response_model=DiarizedTranscript)
@@ -79,7 +87,7 @@ async def transcribe_with_speakers(
     min_speakers: Annotated[int | None, Form()] = None,
     max_speakers: Annotated[int | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
-) -> dict:
+) -> DiarizedTranscript:
     _speakers(num_speakers, min_speakers, max_speakers)
     options = Options(
         language=_language(language, service),
@@ -89,5 +97,5 @@ async def transcribe_with_speakers(
         min_speakers=min_speakers,
         max_speakers=max_speakers,
     )
-    result, timings = await service.transcribe(file, options)
-    return diarized_transcript(result, timings)
+    transcript, timings = await service.transcribe(file, options)
+    return diarized_transcript(transcript, timings)
