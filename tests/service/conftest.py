@@ -67,6 +67,19 @@ def start(model_bundle: Path, *extra: str, env: dict[str, str] | None = None, pu
     return Container(name, url)
 
 
+def transcribe(url: str, path: Path, *, timeout: float = 180, **form) -> dict:
+    """The diarized transcript of a file from /v1/audio/transcribe-with-speakers (a 200 is asserted)."""
+    with path.open("rb") as f:
+        response = httpx.post(
+            f"{url}/v1/audio/transcribe-with-speakers",
+            files={"file": (path.name, f)},
+            data={k: str(v) for k, v in form.items()},
+            timeout=timeout,
+        )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def remove(container: Container) -> None:
     docker("rm", "-f", container.name, check=False)
 

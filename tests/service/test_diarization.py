@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from scripts.bench.scoring import rttm_turns, word_speaker_accuracy, words
+from tests.service.conftest import transcribe
 
 pytestmark = pytest.mark.integration
-
-
-def transcribe(url: str, path: Path, **form) -> dict:
-    with path.open("rb") as f:
-        response = httpx.post(
-            f"{url}/v1/audio/transcribe-with-speakers",
-            files={"file": (path.name, f)},
-            data={k: str(v) for k, v in form.items()},
-            timeout=180,
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_the_dialogue_has_two_speakers_and_most_words_are_theirs(url: str, audio: Path, dialogue: dict):

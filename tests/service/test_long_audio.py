@@ -13,14 +13,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from app.inference.audio import PcmAudio
 from app.inference.windows import cut_windows
 
 from scripts.bench.recordings import mix, reference_blocks
 from scripts.bench.scoring import speaker_at, word_speaker_accuracy
-from tests.service.conftest import Container, remove, start, wait_for
+from tests.service.conftest import Container, remove, start, transcribe, wait_for
 
 pytestmark = pytest.mark.integration
 WINDOW_S = 80
@@ -48,18 +47,6 @@ def recording(audio: Path, pyannote_sample: Path, tmp_path_factory: pytest.TempP
     return {**rec, "turns": [tuple(t) for t in rec["turns"]], "windows": cut_windows(pcm, WINDOW_S)}
 
 
-def transcribe(container: Container, path: Path, **form) -> dict:
-    with path.open("rb") as f:
-        response = httpx.post(
-            f"{container.url}/v1/audio/transcribe-with-speakers",
-            files={"file": (path.name, f)},
-            data={k: str(v) for k, v in form.items()},
-            timeout=600,
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def labels_by_voice_and_window(result: dict, recording: dict) -> dict[tuple[str, int], Counter]:
     """How many words of each reference voice got each label, per window."""
     table: dict[tuple[str, int], Counter] = defaultdict(Counter)
@@ -79,7 +66,7 @@ def labels_by_voice(result: dict, recording: dict) -> dict[str, Counter]:
 
 
 def test_each_voice_keeps_one_label_in_every_window(windowed: Container, recording: dict):
-    result = transcribe(windowed, recording["path"])
+    result = transcribe(windowed.url, recording["path"], timeout=600)
 
     assert len(recording["windows"]) == 3
     assert f"{MINUTES * 60:.1f} s of audio in 3 diarization window(s)" in windowed.logs()
@@ -97,7 +84,7 @@ def test_each_voice_keeps_one_label_in_every_window(windowed: Container, recordi
 
 
 def test_num_speakers_merges_whole_voices_across_windows(windowed: Container, recording: dict):
-    result = transcribe(windowed, recording["path"], num_speakers=2)
+    result = transcribe(windowed.url, recording["path"], timeout=600, num_speakers=2)
 
     assert [s["id"] for s in result["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
     voices = labels_by_voice(result, recording)
