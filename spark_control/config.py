@@ -163,6 +163,12 @@ class Settings(BaseSettings):
         7200.0, gt=0, validation_alias=_env("SPARK_CONTROL_PROXY_READ_TIMEOUT"), description="90-minute files"
     )
     proxy_max_upload_mb: int = Field(2048, ge=1, validation_alias=_env("SPARK_CONTROL_PROXY_MAX_UPLOAD_MB"))
+    proxy_max_concurrent: int = Field(
+        8,
+        ge=1,
+        validation_alias=_env("SPARK_CONTROL_PROXY_MAX_CONCURRENT"),
+        description="uploads spooled or forwarded at once (each can be 2 GB on disk); 429 beyond",
+    )
 
     watchdog_enabled: bool = Field(True, validation_alias=_env("SPARK_CONTROL_WATCHDOG"))
     watchdog_interval_s: float = Field(30.0, gt=0, validation_alias=_env("SPARK_CONTROL_WATCHDOG_INTERVAL"))

@@ -45,13 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for leftover in settings.secrets_dir.glob("hf_token-*"):
             leftover.unlink(missing_ok=True)  # per-job token copies of jobs a dead server left behind
         # trust_env=False: LAN services are reached directly, never through an HTTP(S)_PROXY from the environment.
-        async with httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, limits=httpx.Limits(max_connections=64)
-        ) as http:
+        # Health checks have a pool of their own: long proxied transcriptions can never starve them into
+        # false failures (and watchdog restarts).
+        lan = {"follow_redirects": False, "trust_env": False}
+        async with (
+            httpx.AsyncClient(**lan, limits=httpx.Limits(max_connections=64)) as http,
+            httpx.AsyncClient(**lan, limits=httpx.Limits(max_connections=8)) as probes,
+        ):
             job_manager = JobManager(settings, redact=known_secrets)
             job_manager.recover()
-            monitor = WhisperxMonitor(settings, job_manager, http)
-            registry = ServiceRegistry(settings, http, job_manager, monitor)
+            monitor = WhisperxMonitor(settings, job_manager, probes)
+            registry = ServiceRegistry(settings, http, job_manager, monitor, probes)
             job_manager.listeners += [monitor.on_job_finished, registry.on_job_finished]
             watchdog = Watchdog(settings, registry, job_manager)
             job_manager.listeners.append(watchdog.on_job_finished)

@@ -3,18 +3,25 @@
 The multipart body is never parsed: it is spooled to disk in bounded chunks (so a 1 GB upload costs
 a file, not memory, and can be sent a second time), then streamed to the chosen backend with the
 client's own Content-Type (boundary included), so both backends see exactly the request the client
-made and answer in their common shape. A WhisperX connection error or 5xx before it answers sends
-the same spooled body to the legacy service once.
+made and answer in their common shape. When WhisperX did not take the request or lost it (refused,
+reset or dropped connection, a 5xx answer) the same spooled body goes to the legacy service once;
+after a read timeout it does not (WhisperX may still be working on it: the caller gets a 504).
+
+What a flood costs is bounded: SPARK_CONTROL_PROXY_MAX_CONCURRENT uploads at once (429 beyond, before
+any byte is spooled), and a caller that goes away while its answer is pending has its upstream
+request closed, so abandoned uploads do not hold WhisperX's queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -31,6 +38,7 @@ log = logging.getLogger("spark_control.proxy")
 
 CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
 PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after")
+BUSY_RETRY_AFTER_S = 5
 
 
 def openai_error(status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -49,6 +57,7 @@ class AudioProxy:
         self.whisperx = whisperx
         self.max_bytes = settings.proxy_max_upload_mb << 20
         self.timeout = httpx.Timeout(connect=5.0, read=settings.proxy_read_timeout_s, write=600.0, pool=30.0)
+        self.active = 0  # uploads being spooled or forwarded now (SPARK_CONTROL_PROXY_MAX_CONCURRENT at most)
         settings.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in settings.spool_dir.glob("upload-*"):
             leftover.unlink(missing_ok=True)
@@ -71,6 +80,16 @@ class AudioProxy:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             return self._too_large()
+        if self.active >= self.settings.proxy_max_concurrent:  # refused before a byte reaches the disk
+            return openai_error(
+                429,
+                f"spark-control is already taking {self.active} uploads (SPARK_CONTROL_PROXY_MAX_CONCURRENT): "
+                "retry shortly",
+                "rate_limit_error",
+                "too_many_uploads",
+                headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+            )
+        self.active += 1
         fd, name = tempfile.mkstemp(prefix="upload-", dir=self.settings.spool_dir)
         os.close(fd)
         spool = Path(name)
@@ -78,12 +97,13 @@ class AudioProxy:
             size = await self._spool(request, spool)
             if size == 0:
                 return openai_error(400, "the request body is empty", "invalid_request_error", "empty_body")
-            return await self._forward(spool, size, content_type)
+            return await _unless_client_leaves(request, self._forward(spool, size, content_type))
         except UploadTooLarge:
             return self._too_large()
         except ClientDisconnect:
             return Response(status_code=499)
         finally:
+            self.active -= 1
             await anyio.Path(spool).unlink(missing_ok=True)  # sent already: upstream answers after the body
 
     def _too_large(self) -> Response:
@@ -119,7 +139,18 @@ class AudioProxy:
                     return self._relay(response, "whisperx", None)
                 reason = f"whisperx answered HTTP {response.status_code}"
                 await response.aclose()
-            except httpx.TransportError as exc:
+            except httpx.ReadTimeout:
+                # WhisperX took the upload and may still be working on it: sending the same long file to the
+                # legacy service now would run it twice. The caller gets the timeout.
+                return openai_error(
+                    504,
+                    f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
+                    "(SPARK_CONTROL_PROXY_READ_TIMEOUT); it may still be transcribing",
+                    "server_error",
+                    "upstream_timeout",
+                    headers={"X-ASR-Backend": "whisperx"},
+                )
+            except httpx.TransportError as exc:  # refused, reset, or dropped: WhisperX is not working on it
                 reason = f"whisperx failed: {type(exc).__name__}"
                 self.whisperx.probe.forget()  # its last "ready" predates this failure
             log.warning("retrying on the legacy service: %s", reason)
@@ -161,6 +192,30 @@ class AudioProxy:
                     await response.aclose()
 
         return StreamingResponse(body(), status_code=response.status_code, headers=headers)
+
+
+async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """Run `work`; when the caller disconnects first, cancel it, which closes its upstream request too.
+
+    The body has been read by now, so the next ASGI message can only be the client going away.
+    """
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    forward, left = asyncio.create_task(work), asyncio.create_task(gone())
+    try:
+        await asyncio.wait((forward, left), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+    if forward.done():
+        return forward.result()
+    forward.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await forward
+    log.info("the caller left before the answer; its upstream request was closed")
+    return Response(status_code=499)
 
 
 async def _read_chunks(path: Path) -> AsyncIterator[bytes]:

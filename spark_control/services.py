@@ -76,7 +76,14 @@ def word_match(expected: str, heard: str) -> float:
 
 
 class ServiceRegistry:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, jobs: JobManager, whisperx: WhisperxMonitor):
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        jobs: JobManager,
+        whisperx: WhisperxMonitor,
+        probe_http: httpx.AsyncClient,
+    ):
         self.settings = settings
         self.http = http
         self.jobs = jobs
@@ -113,7 +120,7 @@ class ServiceRegistry:
         }
         self.probes = {
             name: HealthProbe(
-                http,
+                probe_http,
                 f"{spec.url}{spec.health_path}",
                 settings.health_timeout_s,
                 settings.health_cache_s,

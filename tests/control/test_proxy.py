@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from spark_control.services import DEEP_CHECK_CLIP
-from tests.control.helpers import LiveServer
+from tests.control.helpers import LiveServer, wait_until
+from tests.control.test_services import watchdog_rounds
 
 CLIP = DEEP_CHECK_CLIP
 TRANSCRIPT_KEYS = {"task", "text", "language", "duration", "segments", "speakers", "backend", "model", "timings"}
@@ -258,3 +261,98 @@ def test_an_upload_is_streamed_without_a_content_length(make_settings, serve, wh
     response = httpx.post(request.url, content=chunks(), headers={"content-type": request.headers["content-type"]})
     assert response.status_code == 200 and response.headers["x-asr-backend"] == "whisperx"
     assert fake.received[0]["sha256"] == hashlib.sha256(CLIP.read_bytes()).hexdigest()
+
+
+# -- floods and abandoned requests ------------------------------------------------------------------
+class HoldingWhisperx:
+    """A WhisperX that takes every upload and holds it, answering only when released; it notes each caller
+    that went away while it held them (what a real WhisperX needs to know to drop the work)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.abandoned = 0
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.app = FastAPI()
+
+        @self.app.get("/health")
+        def health() -> dict[str, Any]:
+            return {"status": "ready", "whisper_loaded": True, "diarizer_loaded": True}
+
+        @self.app.post("/v1/audio/transcribe-with-speakers")
+        async def transcribe(request: Request) -> JSONResponse:
+            await request.body()
+            with self.lock:
+                self.held += 1
+            while not self.release.is_set():
+                if await request.is_disconnected():
+                    with self.lock:
+                        self.abandoned += 1
+                    return JSONResponse({}, 499)
+                await asyncio.sleep(0.05)
+            return JSONResponse({"text": "released", "segments": [], "speakers": [], "backend": "whisperx"})
+
+
+@pytest.fixture
+def holding(serve) -> Iterator[tuple[HoldingWhisperx, LiveServer]]:
+    fake = HoldingWhisperx()
+    yield fake, serve(fake.app)
+    fake.release.set()
+
+
+def test_a_caller_that_leaves_has_its_whisperx_request_closed(make_settings, serve, holding, legacy):
+    fake, wx = holding
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    with pytest.raises(httpx.ReadTimeout):  # the caller gives up (a closed tab, a killed script)
+        httpx.post(
+            f"{server.url}/api/audio/transcribe-with-speakers",
+            files={"file": ("meeting.wav", CLIP.read_bytes(), "audio/wav")},
+            timeout=httpx.Timeout(10, read=2),
+        )
+    wait_until(lambda: fake.abandoned == 1, 30, 0.05)
+    assert legacy_requests(legacy) == 0, "an abandoned request is not sent anywhere else"
+    assert not list(server.app.state.settings.spool_dir.iterdir()), "its spooled upload is gone"
+
+
+def test_a_whisperx_read_timeout_is_a_504_not_a_second_run_on_legacy(make_settings, serve, holding, legacy):
+    fake, wx = holding
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url, proxy_read_timeout_s=1))
+    response = post_clip(server)
+    assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+    assert response.headers["x-asr-backend"] == "whisperx"
+    assert fake.held == 1 and legacy_requests(legacy) == 0, "the long file is not run twice"
+
+
+def test_a_flood_of_uploads_is_capped_and_never_starves_the_health_checks(make_settings, serve, holding, legacy):
+    """More uploads at once than the proxy's HTTP pool holds: the excess gets 429 before anything is spooled,
+    and /health keeps being checked on its own pool (no false failure, no watchdog restart)."""
+    fake, wx = holding
+    settings = make_settings(
+        whisperx_url=wx.url,
+        legacy_asr_url=legacy.url,
+        proxy_max_concurrent=4,
+        watchdog_enabled=True,
+        watchdog_interval_s=0.2,
+        watchdog_failures=2,
+        health_timeout_s=1.0,
+    )
+    server = serve(settings)
+    flood = 70  # beyond the 64 connections of the proxy's pool
+    with ThreadPoolExecutor(flood) as pool:
+        answers = [pool.submit(post_clip, server) for _ in range(flood)]
+        wait_until(lambda: fake.held == 4 and sum(a.done() for a in answers) == flood - 4, 60, 0.05)
+        refused = [a.result() for a in answers if a.done()]
+        assert {r.status_code for r in refused} == {429}
+        assert {r.json()["error"]["code"] for r in refused} == {"too_many_uploads"}
+        assert int(refused[0].headers["retry-after"]) >= 1
+        assert len(list(settings.spool_dir.iterdir())) == 4, "only the four taken uploads are on disk"
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            watched = watchdog_rounds(client, "parakeet", 5)
+            status = client.get("/api/whisperx/status").json()
+        assert status["healthy"], status["checks"]["health"]
+        assert watched["restarts"] == [] and watched["consecutive_failures"] == 0
+        held = [a for a in answers if not a.done()]
+        fake.release.set()
+        taken = [a.result() for a in held]
+    assert [r.json()["text"] for r in taken] == ["released"] * 4
+    assert legacy_requests(legacy) == 0
