@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -24,8 +25,20 @@ SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 MIN_TOKEN_LENGTH = 24  # SPARK_CONTROL_API_TOKEN: too long to guess, with POST /api/session throttled
 
 
+# A value shaped like a credential: a known token prefix (Hugging Face, NVIDIA NGC, OpenAI, GitHub, Slack,
+# AWS), or a long unbroken run of letters and digits such as a generated key.
+_SECRET_VALUE = re.compile(
+    r"(hf_|nvapi-|sk-|ghp_|gho_|github_pat_|xox[abp]-|AKIA)[A-Za-z0-9_\-]{8,}"
+    r"|(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9+=_\-]{32,}"
+)
+
+
 def names_a_secret(name: str) -> bool:
     return any(word in name.upper() for word in SECRET_WORDS)
+
+
+def looks_like_a_secret(value: str) -> bool:
+    return bool(_SECRET_VALUE.fullmatch(value.strip()))
 
 
 def _env(*names: str) -> Any:
@@ -144,6 +157,13 @@ class Settings(BaseSettings):
         10, ge=1, validation_alias=_env("SPARK_CONTROL_LOGIN_ATTEMPTS"), description="wrong tokens per client"
     )
 
+    job_retention_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("SPARK_CONTROL_JOB_RETENTION_DAYS"),
+        description="finished jobs (their logs and runner artifacts) are deleted this long after they ended",
+    )
+
     install_timeout_s: int = Field(7200, ge=60, validation_alias=_env("SPARK_CONTROL_INSTALL_TIMEOUT"))
     action_timeout_s: int = Field(300, ge=10, validation_alias=_env("SPARK_CONTROL_ACTION_TIMEOUT"))
     health_timeout_s: float = Field(2.0, gt=0, le=30, validation_alias=_env("SPARK_CONTROL_HEALTH_TIMEOUT"))
@@ -225,7 +245,9 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"WHISPERX_ENV must be a JSON object: {exc}") from None
         if isinstance(value, dict):
-            secret = sorted(str(name) for name in value if names_a_secret(str(name)))
+            secret = sorted(
+                str(name) for name, v in value.items() if names_a_secret(str(name)) or looks_like_a_secret(str(v))
+            )
             if secret:
                 raise ValueError(
                     f"WHISPERX_ENV must not carry secrets ({', '.join(secret)}): it is written in clear text to "

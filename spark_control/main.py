@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ):
             job_manager = JobManager(settings, redact=known_secrets)
             job_manager.recover()
+            housekeeping = asyncio.create_task(prune_jobs(job_manager, settings.job_retention_days), name="prune")
             monitor = WhisperxMonitor(settings, job_manager, probes)
             registry = ServiceRegistry(settings, http, job_manager, monitor, probes)
             job_manager.listeners += [monitor.on_job_finished, registry.on_job_finished]
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                housekeeping.cancel()
                 await watchdog.stop()
                 await job_manager.shutdown()
 
@@ -95,3 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # DNS rebinding: a request under a name this machine does not go by is refused before any route.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False)
     return app
+
+
+async def prune_jobs(jobs: JobManager, retention_days: float, every_s: float = 3600.0) -> None:
+    """Delete jobs past their retention now and every hour (SPARK_CONTROL_JOB_RETENTION_DAYS)."""
+    while True:
+        jobs.prune(retention_days)
+        await asyncio.sleep(every_s)

@@ -29,7 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from secrets import token_hex
 from typing import Any, Literal
@@ -362,6 +362,21 @@ class JobManager:
         if not job.finished:
             job.cancel_requested = True
 
+    def prune(self, older_than_days: float) -> list[str]:
+        """Delete finished jobs (their logs and artifacts) that ended more than `older_than_days` ago."""
+        cutoff = now() - timedelta(days=older_than_days)
+        old = [
+            j
+            for j in self._jobs.values()
+            if j.finished and j.record.finished_at and datetime.fromisoformat(j.record.finished_at) < cutoff
+        ]
+        for job in old:
+            self._jobs.pop(job.id, None)
+            shutil.rmtree(job.dir, ignore_errors=True)
+        if old:
+            log.info("deleted %d jobs that ended over %g days ago", len(old), older_than_days)
+        return [j.id for j in old]
+
     def forget(self, kind: str, keep: int) -> None:
         """Delete the oldest finished jobs of a kind beyond the newest `keep` (status polls pile up)."""
         for job in [j for j in self.list((kind,)) if j.finished][keep:]:
@@ -420,14 +435,20 @@ class JobManager:
     def _on_runner_exit(self, job: Job, status: str, rc: int | None) -> None:
         state: JobState = "interrupted" if job.interrupting else _RUNNER_STATUS.get(status, "failed")
         error = f"the playbook exceeded its time limit ({status})" if status == "timeout" else None
-        job.finish(state, rc, error)
-        self._threads.pop(job.id, None)
-        self._release(job)
-        self._announce(job)
+        try:
+            job.finish(state, rc, error)
+        except Exception:  # a full disk, say: the job still ends, its lock and its token file still go
+            log.exception("job %s ended but its record could not be written", job.id)
+            job.done.set()
+        finally:
+            self._threads.pop(job.id, None)
+            self._release(job)
+            self._announce(job)
 
     def _announce(self, job: Job) -> None:
         for path in job.temp_files:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         for listener in self.listeners:
             try:
                 listener(job)

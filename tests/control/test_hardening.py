@@ -10,12 +10,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
+import pytest
+from pydantic import ValidationError
 
+from spark_control.config import Settings
 from spark_control.datadir import LOCK_NAME
+from spark_control.runner.jobs import Job
 from spark_control.security import SESSION_COOKIE
 from tests.control.helpers import API_TOKEN, AUTH, free_port, wait_until
 from tests.control.test_dashboard import gated
@@ -126,3 +132,70 @@ def test_a_short_api_token_is_refused_at_start(tmp_path):
     assert result.returncode == 1
     assert "SPARK_CONTROL_API_TOKEN must have at least 24 characters" in result.stderr
     assert "short-token-23-chars-xx" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_job_whose_record_cannot_be_written_still_releases_its_lock_and_token(
+    make_settings, serve, monkeypatch: pytest.MonkeyPatch
+):
+    """The disk fills up as an install ends: its final save fails, and still the next install can start and
+    the job's token copy is gone."""
+    settings = make_settings()
+    server = serve(settings)
+    real_finish, real_save = Job.finish, Job.save
+
+    def full_disk(self: Job) -> None:
+        raise OSError(28, "No space left on device")
+
+    def finish_on_a_full_disk(self: Job, *args: Any, **kwargs: Any) -> None:
+        Job.save = full_disk  # type: ignore[method-assign]
+        try:
+            real_finish(self, *args, **kwargs)
+        finally:
+            Job.save = real_save  # type: ignore[method-assign]
+
+    monkeypatch.setattr(Job, "finish", finish_on_a_full_disk)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        first = client.post("/api/whisperx/install", json={"hf_token": "hf_fullDiskToken123"}, headers=AUTH)
+        job_id = first.json()["job_id"]
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] != "running", 60)
+        assert not list(settings.secrets_dir.glob("hf_token-*")), "the token copy is deleted all the same"
+        monkeypatch.setattr(Job, "finish", real_finish)
+        second = client.post("/api/whisperx/install", headers=AUTH)
+    assert second.status_code == 202, "the lock was released: " + second.text
+
+
+def test_finished_jobs_are_deleted_after_the_retention_period(make_settings, serve):
+    settings = make_settings(job_retention_days=30)
+    first = serve(settings)
+    with httpx.Client(base_url=first.url, timeout=30) as client:
+        old_id = client.post("/api/whisperx/install", headers=AUTH).json()["job_id"]
+        wait_until(lambda: client.get(f"/api/jobs/{old_id}").json()["state"] != "running", 60)
+        recent_id = client.post("/api/whisperx/install", headers=AUTH).json()["job_id"]
+        wait_until(lambda: client.get(f"/api/jobs/{recent_id}").json()["state"] != "running", 60)
+    first.stop()
+    record = settings.jobs_dir / old_id / "job.json"
+    aged = json.loads(record.read_text())
+    aged["finished_at"] = (datetime.now(UTC) - timedelta(days=31)).isoformat()
+    record.write_text(json.dumps(aged))
+
+    second = serve(settings, port=free_port())
+    with httpx.Client(base_url=second.url, timeout=30) as client:
+        kept = [j["job_id"] for j in client.get("/api/jobs").json()]
+        assert client.get(f"/api/jobs/{old_id}").status_code == 404
+    assert kept == [recent_id]
+    assert not (settings.jobs_dir / old_id).exists(), "its log and runner artifacts are gone from the disk"
+
+
+@pytest.mark.parametrize("value", ["hf_abcdefghijklmnopqrstuvwxyz012345", "nvapi-AbCdEf0123456789xyz", "Zq8" * 12])
+def test_a_secret_looking_value_in_the_container_env_is_refused_without_being_echoed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+):
+    monkeypatch.setenv("SPARK2_HOST", "spark2.lan")
+    monkeypatch.setenv("SPARK_CONTROL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WHISPERX_ENV", json.dumps({"WHISPERX_BATCH_SIZE": "8", "MAGPIE_KEY_COPY": value}))
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "WHISPERX_ENV must not carry secrets (MAGPIE_KEY_COPY)" in str(refused.value)
+    assert value not in str(refused.value)
+    monkeypatch.setenv("WHISPERX_ENV", json.dumps({"WHISPERX_BATCH_SIZE": "8", "WHISPERX_DEVICE": "cuda"}))
+    assert Settings().whisperx_env == {"WHISPERX_BATCH_SIZE": "8", "WHISPERX_DEVICE": "cuda"}, "plain values pass"
