@@ -14,6 +14,7 @@ import yaml
 from tests.role.helpers import REPO, _tool, ansible_env
 
 ROLE = REPO / "roles/whisperx"
+HOST = REPO / "roles/_whisperx_host"
 
 
 def load(path: Path):
@@ -47,6 +48,46 @@ def test_defaults_follow_the_existing_deployment():
     assert defaults["whisperx_build_dir"] == "~/whisperx-build"
 
 
+def test_vars_main_holds_constants_only():
+    text = (ROLE / "vars/main.yml").read_text()
+    assert len(text.splitlines()) < 40
+    assert "{{" not in text and "{%" not in text
+    assert all(isinstance(value, (str, int, bool)) for value in load(ROLE / "vars/main.yml").values())
+
+
+def test_the_role_tasks_are_main_the_phases_and_the_status_entry_point():
+    files = {p.stem for p in (ROLE / "tasks").glob("*.yml")}
+    phases = {"preflight", "ship", "build", "start", "load", "rollback", "prune", "absent"}
+    assert files == {"main", "status", *phases}
+
+
+def test_the_internal_role_documents_one_entry_point_per_task_file_with_its_defaults():
+    specs = load(HOST / "meta/argument_specs.yml")["argument_specs"]
+    assert set(specs) == {p.stem for p in (HOST / "tasks").glob("*.yml")} == {"reach", "engine", "container", "status"}
+    defaults = load(HOST / "defaults/main.yml")
+    documented = {}
+    for entry_point in specs.values():
+        assert entry_point.get("short_description"), entry_point
+        for name, spec in entry_point["options"].items():
+            assert name.startswith("_whisperx_host_") and spec.get("description"), name
+            if spec.get("required"):
+                assert "default" not in spec and name not in defaults, name
+            else:
+                documented.setdefault(name, spec["default"])
+                assert documented[name] == spec["default"], name
+    assert documented == defaults
+
+
+def test_the_model_names_are_listed_once_in_the_collection():
+    listed = [
+        path
+        for folder in ("roles", "plugins", "playbooks", "meta", "inventory")
+        for path in (REPO / folder).rglob("*")
+        if path.suffix in (".yml", ".py") and "large-v3" in path.read_text()
+    ]
+    assert listed == [ROLE / "meta/argument_specs.yml"]
+
+
 def test_every_model_spark_control_offers_is_accepted():
     choices = load(ROLE / "meta/argument_specs.yml")["argument_specs"]["main"]["options"]["whisperx_model"]["choices"]
     assert {"tiny", "tiny.en", "base", "small", "medium", "large-v3"} <= set(choices)
@@ -61,7 +102,8 @@ def test_main_reads_as_the_install_phases_in_order():
 
 
 def test_docker_is_only_driven_through_community_docker_modules():
-    for path in [*(ROLE / "tasks").glob("*.yml"), ROLE / "handlers/main.yml", *(REPO / "playbooks").glob("*.yml")]:
+    tasks = [*(ROLE / "tasks").glob("*.yml"), *(HOST / "tasks").glob("*.yml"), ROLE / "handlers/main.yml"]
+    for path in [*tasks, *(REPO / "playbooks").glob("*.yml")]:
         text = path.read_text()
         assert not re.search(r"^\s*(ansible\.builtin\.)?(shell|command|raw):.*docker", text, re.M), path
         assert not re.search(r"argv:\s*\[\s*[\"']?docker", text), path

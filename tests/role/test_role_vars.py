@@ -1,9 +1,10 @@
-"""The role's decisions that no CI host can reach for real, rendered from its own variables.
+"""The role's decisions that no CI host can reach for real, rendered from its own tasks.
 
-roles/whisperx/vars/main.yml derives the build arguments, the image tag, the device the load phase
-requires and the images to remove from the public variables and what preflight learnt from the host. Here
-one local ansible-playbook run renders them for several simulated hosts (an aarch64 engine with GPUs
-requested, as on a DGX Spark, is one), so the decisions are tested without such a host.
+The role's set_fact tasks (preflight.yml, prune.yml) derive the build arguments, the image tag, the device
+the load phase requires and the images to remove from the public variables and what preflight learnt from
+the host, through the filters in plugins/filter/whisperx.py. Here one local ansible-playbook run renders
+those very tasks for several simulated hosts (an aarch64 engine with GPUs requested, as on a DGX Spark, is
+one), so the decisions and the way the role wires them are tested without such a host.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ RENDERED = [
     "_whisperx_context_hash",
     "_whisperx_image",
     "_whisperx_expected_device",
-    "_whisperx_env",
+    "_whisperx_env",  # the spec's environment
     "_whisperx_input_problems",
     "_whisperx_image_changed",
     "_whisperx_prunable_images",
@@ -32,7 +33,7 @@ CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 
 
 def engine(arch: str) -> dict:
-    """What docker_host_info tells preflight about the host's engine (tasks/engine.yml)."""
+    """What docker_host_info tells preflight about the host's engine (roles/_whisperx_host/tasks/engine.yml)."""
     return {"host_info": {"Architecture": arch, "Runtimes": {"runc": {}, "nvidia": {}}}}
 
 
@@ -40,26 +41,26 @@ def engine(arch: str) -> dict:
 SOURCE = {"files": [{"path": str(REPO / "whisperx_container/Dockerfile"), "checksum": "0" * 40, "mode": "0644"}]}
 
 SCENARIOS = {
-    "x86_gpu": {"_whisperx_docker": engine("x86_64"), "whisperx_gpus": "all"},
-    "arm_gpu": {"_whisperx_docker": engine("aarch64"), "whisperx_gpus": "all"},
+    "x86_gpu": {"_whisperx_host_engine": engine("x86_64"), "whisperx_gpus": "all"},
+    "arm_gpu": {"_whisperx_host_engine": engine("aarch64"), "whisperx_gpus": "all"},
     "arm_gpu_mirror": {
-        "_whisperx_docker": engine("aarch64"),
+        "_whisperx_host_engine": engine("aarch64"),
         "whisperx_gpus": "all",
         "whisperx_cuda_torch_index": "https://mirror.example/whl/cu128",
     },
     "arm_gpu_no_index": {
-        "_whisperx_docker": engine("aarch64"),
+        "_whisperx_host_engine": engine("aarch64"),
         "whisperx_gpus": "all",
         "whisperx_cuda_torch_index": "",
     },
     "arm_gpu_explicit": {
-        "_whisperx_docker": engine("aarch64"),
+        "_whisperx_host_engine": engine("aarch64"),
         "whisperx_gpus": "1",
         "whisperx_build_args": {"PIP_EXTRA_INDEX_URL": "https://other.example/simple"},
     },
-    "arm_cpu": {"_whisperx_docker": engine("aarch64"), "whisperx_gpus": ""},
+    "arm_cpu": {"_whisperx_host_engine": engine("aarch64"), "whisperx_gpus": ""},
     "arm_gpu_cpu_device": {
-        "_whisperx_docker": engine("aarch64"),
+        "_whisperx_host_engine": engine("aarch64"),
         "whisperx_gpus": "all",
         "whisperx_env": {"WHISPERX_DEVICE": "cpu"},
     },
@@ -87,11 +88,24 @@ SCENARIOS = {
         "_whisperx_previous": {"exists": True, "container": {"Config": {"Image": "{{ _whisperx_image }}"}}},
     },
     "x86_gpu_auto_device": {
-        "_whisperx_docker": engine("x86_64"),
+        "_whisperx_host_engine": engine("x86_64"),
         "whisperx_gpus": "all",
         "whisperx_env": {"WHISPERX_DEVICE": "auto"},
     },
 }
+
+
+def load_tasks(name: str, *within: str) -> list[dict]:
+    """The tasks of roles/whisperx/tasks/<name>, with those of the blocks named in `within` in their place."""
+    tasks = []
+    for task in yaml.safe_load((ROLE / "tasks" / name).read_text()):
+        tasks += [task, *[t for key in within for t in task.get(key, [])]]
+    return tasks
+
+
+def derivations(name: str) -> list[dict]:
+    """The role's own set_fact tasks from roles/whisperx/tasks/<name>, in their order."""
+    return [task for task in load_tasks(name) if "ansible.builtin.set_fact" in task]
 
 
 def write_bundle(path: Path, whisper: list[str]) -> Path:
@@ -123,11 +137,10 @@ def rendered(tmp_path_factory, collection) -> dict[str, dict]:
     common = {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(_tool("python")),
-        "ansible_facts": {"user_dir": "/home/spark", "user_id": "spark", "user_gid": 1000},
         "whisperx_source_dir": str(REPO / "whisperx_container"),
         "whisperx_hf_token_file": str(token),
         "_whisperx_source": SOURCE,
-        "_whisperx_docker": engine("x86_64"),
+        "_whisperx_host_engine": engine("x86_64"),
         "_whisperx_previous": {"exists": False},
         "_whisperx_engine_images": {"images": [], "containers": []},
     }
@@ -136,12 +149,17 @@ def rendered(tmp_path_factory, collection) -> dict[str, dict]:
     # above both (play vars_files), as when the role runs.
     inventory = {"all": {"vars": {**defaults, **common}, "hosts": scenarios}}
     (directory / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    removal = next(t for t in load_tasks("prune.yml", "block") if "community.docker.docker_image" in t)
     play = [
         {
             "hosts": "all",
             "gather_facts": False,
             "vars_files": [str(ROLE / "vars/main.yml")],
             "tasks": [
+                # The SSH user's facts, as preflight gathers them (of the local user here).
+                {"name": "User facts are known", "ansible.builtin.setup": {"gather_subset": ["!all", "user"]}},
+                *derivations("preflight.yml"),
+                *derivations("prune.yml"),
                 {
                     "name": "Derived variables are rendered",
                     "ansible.builtin.copy": {
@@ -149,9 +167,13 @@ def rendered(tmp_path_factory, collection) -> dict[str, dict]:
                         "dest": str(directory) + "/{{ inventory_hostname }}.json",
                         "mode": "0644",
                     },
-                    "vars": {"names": RENDERED},
+                    "vars": {
+                        "names": RENDERED,
+                        "_whisperx_env": "{{ _whisperx_spec.env }}",
+                        "_whisperx_prunable_images": removal["loop"],
+                    },
                     "delegate_to": "localhost",
-                }
+                },
             ],
         }
     ]
