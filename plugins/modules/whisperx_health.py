@@ -169,7 +169,8 @@ logs:
   elements: str
 """
 
-# Ansible modules carry their documentation first, so the imports follow it.
+# Ansible modules carry their documentation first, so the imports follow it. community.docker's module utils have
+# no public API (5.0.0 declares them private), so galaxy.yml pins the major version these come from.
 import json  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -254,6 +255,7 @@ def last_logs(client, state, lines):
         return []
     try:
         params = {"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0, "tail": lines}
+        # No public call demultiplexes the log stream; docker_container reads logs this way too.
         response = client._get(client._url("/containers/{0}/logs", state["id"]), params=params)
         output = client._get_result_tty(False, response, state["tty"])
     except (DockerException, RequestException) as exc:
@@ -320,9 +322,7 @@ def container_events(client, state, since):
         "filters": json.dumps({"type": ["container"], "container": [state["id"]], "event": ["oom", "die", "kill"]}),
     }
     try:
-        response = client._get(client._url("/events"), params=params)
-        client._raise_for_status(response)
-        lines = to_text(response.content, errors="surrogate_or_replace").splitlines()
+        lines = to_text(client.get_binary("/events", params=params), errors="surrogate_or_replace").splitlines()
     except (DockerException, RequestException):
         return []
     events = []
