@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         validation_alias=_env("SPARK_CONTROL_API_TOKEN"),
         description="token for mutating endpoints; when unset one is generated into DATA_DIR/api_token",
     )
+    audio_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SPARK_CONTROL_AUDIO_TOKEN"),
+        description="when set, the audio endpoints need it (or the API token, or a dashboard session) as a "
+        "Bearer token; unset, they are open to the LAN like the services behind them",
+    )
     data_dir: Path = Field(
         Path.home() / ".local/share/spark-control",
         validation_alias=_env("SPARK_CONTROL_DATA_DIR"),

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from spark_control.runner.jobs import JobConflict
 from spark_control.schemas import JobConflictBody, ServiceActionResult
+from spark_control.security import AudioTokenMissing
 
 
 class ServiceActionFailed(Exception):
@@ -42,7 +43,14 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
+async def audio_token_missing(request: Request, exc: Exception) -> JSONResponse:
+    message = "the audio endpoints need a token here: send Authorization: Bearer <SPARK_CONTROL_AUDIO_TOKEN>"
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
 def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AudioTokenMissing, audio_token_missing)
     app.add_exception_handler(JobConflict, job_conflict)
     app.add_exception_handler(ServiceActionFailed, service_action_failed)
     app.add_exception_handler(RequestValidationError, validation_error)

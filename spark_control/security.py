@@ -69,6 +69,7 @@ class Auth:
         self._token = settings.resolved_api_token().encode()
         self.session_max_age_s = settings.session_max_age_s
         self.reads_require_token = settings.reads_require_token
+        self._audio_token = settings.audio_token.get_secret_value().encode() if settings.audio_token else None
         self.revoked = RevokedSessions(settings.data_dir / "state" / "revoked-sessions.json")
         self.throttle = LoginThrottle(settings.login_attempts_per_minute)
 
@@ -118,6 +119,24 @@ class Auth:
 
     def authenticated(self, request: Request) -> bool:
         return self.how(request) is not None
+
+    @property
+    def audio_token_required(self) -> bool:
+        return self._audio_token is not None
+
+    def bearer_may_transcribe(self, request: Request) -> bool:
+        """A Bearer header with the audio token or the API token."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        presented = value.strip().encode()
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        return bool(self._audio_token and hmac.compare_digest(presented, self._audio_token)) or self.token_matches(
+            value.strip()
+        )
+
+
+class AudioTokenMissing(Exception):
+    """No valid SPARK_CONTROL_AUDIO_TOKEN (errors.py answers 401 in the OpenAI error shape)."""
 
 
 class LoginThrottle:
@@ -197,6 +216,17 @@ def require_token(request: Request, auth: AuthDep) -> None:
         )
     if how == "cookie" and request.method not in SAFE_METHODS and (why := cross_site(request)):
         raise HTTPException(403, f"refused as a possible cross-site request: {why}; API clients send the Bearer token")
+
+
+def require_audio(request: Request, auth: AuthDep) -> None:
+    """The audio endpoints: open unless SPARK_CONTROL_AUDIO_TOKEN is set; then that token, the API token or
+    a dashboard session (with the CSRF rules of any change). Refused in the OpenAI error shape (401)."""
+    if not auth.audio_token_required or auth.bearer_may_transcribe(request):
+        return
+    if auth.how(request) != "cookie":
+        raise AudioTokenMissing
+    if why := cross_site(request):
+        raise HTTPException(403, f"refused as a possible cross-site request: {why}")
 
 
 def require_read(request: Request, auth: AuthDep) -> None:

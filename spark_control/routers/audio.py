@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from spark_control.deps import Proxy
+from spark_control.security import require_audio
 
-router = APIRouter(prefix="/api/audio", tags=["audio"])
+router = APIRouter(prefix="/api/audio", tags=["audio"], dependencies=[Depends(require_audio)])
 
 _MULTIPART = {
     "requestBody": {
@@ -40,6 +41,7 @@ _MULTIPART = {
             "description": "the diarized transcript (CONTRACT section 1); header X-ASR-Backend: whisperx | legacy",
             "content": {"application/json": {}},
         },
+        401: {"description": "SPARK_CONTROL_AUDIO_TOKEN is set and the request does not carry it"},
         413: {"description": "upload over SPARK_CONTROL_PROXY_MAX_UPLOAD_MB"},
         415: {"description": "not multipart/form-data"},
         502: {"description": "no backend answered"},

@@ -16,8 +16,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from spark_control.security import SESSION_COOKIE
 from spark_control.services import DEEP_CHECK_CLIP
-from tests.control.helpers import LiveServer, wait_until
+from tests.control.helpers import API_TOKEN, LiveServer, dashboard_headers, wait_until
 from tests.control.test_services import watchdog_rounds
 
 CLIP = DEEP_CHECK_CLIP
@@ -356,3 +357,25 @@ def test_a_flood_of_uploads_is_capped_and_never_starves_the_health_checks(make_s
         taken = [a.result() for a in held]
     assert [r.json()["text"] for r in taken] == ["released"] * 4
     assert legacy_requests(legacy) == 0
+
+
+def test_an_audio_token_when_set_guards_the_proxy_in_the_openai_error_shape(make_settings, serve, legacy):
+    audio_token = "audio-token-for-the-lab-0123456789"
+    server = serve(make_settings(legacy_asr_url=legacy.url, audio_token=audio_token))
+    url = f"{server.url}/api/audio/transcribe-with-speakers"
+
+    def post(headers: dict[str, str], cookies: dict[str, str] | None = None) -> httpx.Response:
+        clip = {"file": ("meeting.wav", CLIP.read_bytes(), "audio/wav")}
+        return httpx.post(url, files=clip, headers=headers, cookies=cookies, timeout=60)
+
+    for refused in (post({}), post({"Authorization": "Bearer not-the-token"})):
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert "SPARK_CONTROL_AUDIO_TOKEN" in refused.json()["error"]["message"]
+    assert post({"Authorization": f"Bearer {audio_token}"}).status_code == 200
+    assert post({"Authorization": f"Bearer {API_TOKEN}"}).status_code == 200, "the API token also transcribes"
+    session = httpx.post(f"{server.url}/api/session", json={"token": API_TOKEN}, timeout=10).cookies[SESSION_COOKIE]
+    assert post(dashboard_headers(server.url), {SESSION_COOKIE: session}).status_code == 200, "the dashboard"
+    assert post({}, {SESSION_COOKIE: session}).status_code == 403, "the cookie alone, from another page: CSRF"
+    assert legacy_requests(legacy) == 3
+    assert not list(server.app.state.settings.spool_dir.iterdir()), "a refused upload is not spooled"
