@@ -381,9 +381,12 @@ def health_url(bind_address, port):
 
 def prunable_images(engine, image_name, keep=()):
     """Tags <image_name>:ctx-<12 hex> that docker_host_info listed, less `keep` and those a container uses."""
-    in_use = {container["ImageID"] for container in engine["containers"]}
+    # A skipped listing (nothing to prune: the image did not change) has neither key.
+    in_use = {container["ImageID"] for container in engine.get("containers", [])}
     own_tag = re.compile(re.escape(image_name) + r":ctx-[0-9a-f]{12}")
-    tags = (tag for image in engine["images"] if image["Id"] not in in_use for tag in image.get("RepoTags") or [])
+    tags = (
+        tag for image in engine.get("images", []) if image["Id"] not in in_use for tag in image.get("RepoTags") or []
+    )
     return _sorted(tag for tag in tags if own_tag.fullmatch(tag) and tag not in keep)
 
 

@@ -528,6 +528,10 @@ def test_only_older_unused_tags_of_this_role_are_prunable(wx):
     ]
 
 
+def test_a_skipped_listing_has_nothing_to_prune(wx):
+    assert wx.prunable_images({"changed": False, "skipped": True}, "test/whisperx") == []
+
+
 def test_every_filter_is_documented_beside_the_plugin(wx):
     names = set(wx.FilterModule().filters())
     documented = {p.stem for p in (REPO / "plugins/filter").glob("*.yml")}
