@@ -279,34 +279,45 @@ def memory_stats(client, state):
     return {"usage": memory["usage"], "limit": limit, "failcnt": memory.get("failcnt")}
 
 
-# Within this share of its cap, a container's memory counts as pinned at the cap.
-PINNED_SHARE = 0.95
+# Memory within NEAR_SHARE of the cap counts as pinned at it; below ROOMY_SHARE, clearly not. In between
+# (the kernel reclaiming file pages, usage swinging) neither starts nor ends a starved stretch.
+NEAR_SHARE = 0.90
+ROOMY_SHARE = 0.75
 
 
 class StarvationWatch:
-    """How long a container has been pinned at its memory cap while /health gave no answer.
+    """How long a container has been stuck at its memory cap while /health gave no answer.
 
-    Pinned: usage within PINNED_SHARE of the cap, or (cgroup v1) the cap's fail count risen since the
-    last sample. Any answer from /health, or a sample that is not pinned, starts the count again.
+    Evidence of the cap: usage within NEAR_SHARE of it, the cap's fail count risen since the last sample
+    (cgroup v1, where the engine reports it), or an OOM event in the container although its main process
+    lives on (the kernel killed another process in it). An answer from /health, or usage clearly below
+    the cap, starts the count again; a round without stats neither starts nor ends it.
     """
 
     def __init__(self, after_s):
         self.after_s = after_s
         self.since = None
         self.last_failcnt = None
+        self.oom_seen = False
 
-    def observe(self, now, answered, memory):
-        """Feed one round; True once the container has been pinned and silent for `after_s` seconds."""
+    def observe(self, now, answered, memory, oom=False):
+        """Feed one round; True once the container has been at its cap and silent for `after_s` seconds."""
+        self.oom_seen = self.oom_seen or oom
         failcnt = memory.get("failcnt") if memory else None
         rising = failcnt is not None and self.last_failcnt is not None and failcnt > self.last_failcnt
-        self.last_failcnt = failcnt
-        pinned = bool(memory) and (memory["usage"] >= PINNED_SHARE * memory["limit"] or rising)
-        if answered or not pinned:
+        self.last_failcnt = failcnt if failcnt is not None else self.last_failcnt
+        roomy = bool(memory) and memory["usage"] < ROOMY_SHARE * memory["limit"] and not rising and not self.oom_seen
+        near = self.oom_seen or rising or (bool(memory) and memory["usage"] >= NEAR_SHARE * memory["limit"])
+        if answered or roomy:
             self.since = None
             return False
-        if self.since is None:
+        if near and self.since is None:
             self.since = now
-        return self.after_s > 0 and now - self.since >= self.after_s
+        return self.after_s > 0 and self.since is not None and now - self.since >= self.after_s
+
+    def at_cap(self):
+        """Whether the current silent stretch began at the memory cap."""
+        return self.since is not None
 
     def silent_for(self, now):
         return 0 if self.since is None else now - self.since
@@ -387,13 +398,18 @@ def memory_size(size):
     return f"{size} bytes"
 
 
-def starved_message(name, memory, silent_s):
-    hits = f", the cap was hit {memory['failcnt']} times" if memory.get("failcnt") else ""
+def starved_message(name, memory, silent_s, cap, oom=False):
+    """A container alive at its memory cap whose service does not answer, in one sentence with the fix."""
+    if oom:
+        what = "the kernel killed a process in it (OOM kill) while its main process lives on"
+    else:
+        what = "the kernel keeps reclaiming its memory instead of killing it"
+    used = f"it uses {memory_size(memory['usage'])}" if memory else "its memory use could not be read"
+    hits = f", the cap was hit {memory['failcnt']} times" if memory and memory.get("failcnt") else ""
     return (
-        f"Container {name} is starved at its memory cap of {memory_size(memory['limit'])}: it uses "
-        f"{memory_size(memory['usage'])}{hits}, and /health has not answered for {silent_s:.0f} s before its "
-        "models loaded (the kernel keeps reclaiming its memory instead of killing it): raise whisperx_memory or "
-        "choose a smaller whisperx_model."
+        f"Container {name} is starved at its memory cap of {memory_size(cap)}: {used}{hits}, and /health has not "
+        f"answered for {silent_s:.0f} s before its models loaded ({what}): raise whisperx_memory or choose a "
+        "smaller whisperx_model."
     )
 
 
@@ -480,9 +496,12 @@ def run(module, client):
                 else []
             )
             reason = stopped_reason(state, restarts_at_start, events)
-        if not reason and state and params["wait"] and not body:
-            memory = result["memory"] = memory_stats(client, state)
-            if starvation.observe(time.monotonic(), False, memory):
+        capped = bool(state and state.get("memory"))
+        if not reason and capped and params["wait"] and not body:
+            memory = memory_stats(client, state)
+            result["memory"] = memory or result["memory"]
+            oom = any(event_action(e) == "oom" for e in container_events(client, state, events_since))
+            if starvation.observe(time.monotonic(), False, memory, oom):
                 reason = "memory_starved"
         elif body:
             starvation.observe(time.monotonic(), True, None)
@@ -491,7 +510,13 @@ def run(module, client):
             result["logs"] = last_logs(client, state, params["log_lines"])
             if params["wait"]:
                 if reason == "memory_starved":
-                    message = starved_message(name, result["memory"], starvation.silent_for(time.monotonic()))
+                    message = starved_message(
+                        name,
+                        result["memory"],
+                        starvation.silent_for(time.monotonic()),
+                        state["memory"],
+                        starvation.oom_seen,
+                    )
                 else:
                     message = stopped_message(name, reason, state, events)
                 if result["logs"]:
@@ -504,8 +529,13 @@ def run(module, client):
             return result
 
         if time.monotonic() >= deadline:
-            result["reason"] = "timeout"
             result["logs"] = last_logs(client, state, params["log_lines"])
+            if not body and capped and starvation.at_cap():  # at its cap since before the timeout: that is why
+                result["reason"] = "memory_starved"
+                silent = starvation.silent_for(time.monotonic())
+                message = starved_message(name, result["memory"], silent, state["memory"], starvation.oom_seen)
+                module.fail_json(msg=message, **result)
+            result["reason"] = "timeout"
             where = f"{url} answered: {health_summary(body)}" if body else f"{url} never answered ({error})"
             module.fail_json(
                 msg=(

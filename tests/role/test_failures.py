@@ -82,7 +82,7 @@ def test_a_memory_cap_too_small_for_the_models_is_named(gpu_host: GpuHost, tmp_p
     run = install(gpu_host, tmp_path, "oom", 18105, whisperx_memory="256m")
     assert run.rc != 0
     killed = f"Container {TEST_CONTAINER}-oom was killed for exceeding its memory cap of 256 MiB (OOM kill"
-    starved = f"Container {TEST_CONTAINER}-oom is starved at its memory cap of 256 MiB: it uses "
+    starved = f"Container {TEST_CONTAINER}-oom is starved at its memory cap of 256 MiB: "
     assert killed in run.failure or starved in run.failure, run.failure
     assert "Timed out" not in run.failure
     assert "raise whisperx_memory or choose a smaller whisperx_model" in run.failure

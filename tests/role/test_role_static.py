@@ -243,12 +243,32 @@ def test_below_the_cap_or_with_the_fail_count_still_a_container_is_not_starved(h
     assert not off.observe(0, False, full) and not off.observe(999, False, full), "starved_after 0: off"
 
 
+def test_a_swinging_usage_or_an_oom_event_in_a_living_container_still_counts_as_the_cap(health):
+    cap = 256 * 2**20
+    watch = health.StarvationWatch(30)
+    at_cap, reclaimed = {"usage": cap, "limit": cap}, {"usage": int(cap * 0.8), "limit": cap}
+    assert not watch.observe(0, False, at_cap) and watch.at_cap()
+    assert not watch.observe(10, False, reclaimed), "the kernel reclaiming file pages: still the same stretch"
+    assert not watch.observe(20, False, None), "a round without stats changes nothing"
+    assert watch.observe(30, False, reclaimed)
+    # The OOM killer took another process; the main one lives on, its usage back down, /health silent.
+    oom = health.StarvationWatch(30)
+    assert not oom.observe(0, False, {"usage": cap // 2, "limit": cap}, oom=True)
+    assert oom.observe(30, False, {"usage": cap // 2, "limit": cap}) and oom.oom_seen
+    # Loading below the cap, however slowly, is never starvation.
+    slow = health.StarvationWatch(30)
+    assert not any(slow.observe(t, False, reclaimed) for t in range(0, 600, 10)) and not slow.at_cap()
+
+
 def test_a_starved_container_is_named_with_its_cap_and_the_fix(health):
     cap = 256 * 2**20
-    message = health.starved_message("whisperx-asr", {"usage": cap - 2**19, "limit": cap, "failcnt": 812}, 61.2)
+    usage = {"usage": cap - 2**19, "limit": cap, "failcnt": 812}
+    message = health.starved_message("whisperx-asr", usage, 61.2, cap)
     assert message.startswith("Container whisperx-asr is starved at its memory cap of 256 MiB: it uses 255.5 MiB")
     assert "the cap was hit 812 times" in message and "has not answered for 61 s" in message
     assert message.endswith("raise whisperx_memory or choose a smaller whisperx_model.")
+    killed = health.starved_message("whisperx-asr", None, 30, cap, oom=True)
+    assert "its memory use could not be read" in killed and "the kernel killed a process in it (OOM kill)" in killed
 
 
 def test_exits_and_crash_loops_are_told_apart(health):
