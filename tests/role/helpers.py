@@ -9,6 +9,7 @@ tiny.en and the diarizer from the offline model bundle.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
 import yaml
@@ -227,3 +229,12 @@ def container_fingerprint(*names: str) -> dict[str, tuple | None]:
         state = info["State"]
         prints[name] = (info["Id"], state["StartedAt"], info["RestartCount"], state["OOMKilled"], state["Running"])
     return prints
+
+
+def load_plugin(path: str, name: str) -> Any:
+    """One of the collection's Python plugins (a module or a filter), imported from its file for host unit tests."""
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -12,17 +11,14 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from tests.role.helpers import REPO
+from tests.role.helpers import REPO, load_plugin
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 @pytest.fixture(scope="module")
 def wx():
-    spec = importlib.util.spec_from_file_location("whisperx_filters", REPO / "plugins/filter/whisperx.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin("plugins/filter/whisperx.py", "whisperx_filters")
 
 
 def write(path: Path, text: str = "x\n", mode: int = 0o644) -> Path:

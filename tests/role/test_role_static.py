@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.role.helpers import REPO, _tool, ansible_env
+from tests.role.helpers import REPO, _tool, ansible_env, load_plugin
 
 ROLE = REPO / "roles/whisperx"
 HOST = REPO / "roles/_whisperx_host"
@@ -172,10 +171,7 @@ def test_ansible_doc_shows_the_role_entry_points(collection):
 
 @pytest.fixture(scope="module")
 def health():
-    spec = importlib.util.spec_from_file_location("whisperx_health", REPO / "plugins/modules/whisperx_health.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin("plugins/modules/whisperx_health.py", "whisperx_health")
 
 
 def state(**kw):
