@@ -24,7 +24,13 @@ class Settings(BaseSettings):
     whisperx_compute_type: str = Field("auto", description="CTranslate2 compute type; auto: float16 GPU, int8 CPU")
     whisperx_batch_size: int = Field(8, ge=1, le=128)
     whisperx_queue_limit: int = Field(4, ge=1, le=1000, description="requests waiting behind the running one")
+    whisperx_api_key_file: Path | None = Field(
+        None, description="a file holding the API key; when set, every endpoint but /health needs it (Bearer)"
+    )
     whisperx_max_upload_mb: int = Field(1024, ge=1)
+    whisperx_max_audio_s: float = Field(
+        4 * 3600.0, gt=0, description="longest recording taken, from its declared duration; decoding is capped to it"
+    )
     whisperx_port: int = Field(8002, ge=1, le=65535)
     whisperx_host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
     whisperx_max_speakers: int = Field(8, ge=1, le=64, description="cap on speakers per recording")
@@ -32,7 +38,9 @@ class Settings(BaseSettings):
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")
     nltk_data: Path | None = Field(None, description="where whisperX's alignment keeps NLTK's punkt_tab data")
 
-    @field_validator("hf_token", "hf_token_file", "whisperx_model_bundle", "nltk_data", mode="before")
+    @field_validator(
+        "hf_token", "hf_token_file", "whisperx_model_bundle", "nltk_data", "whisperx_api_key_file", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

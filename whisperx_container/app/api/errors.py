@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,41 @@ def bad_request(message: str, code: str = "invalid_value") -> APIError:
 def error_response(status: int, message: str, type_: str, code: str, headers: dict | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def refuse(
+    receive,
+    send,
+    status: int,
+    message: str,
+    type_: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    *,
+    drain_limit: int = 0,
+    close: bool = False,
+) -> None:
+    """Answer an HTTP request from a middleware, in the OpenAI error shape, without storing its body.
+
+    By default the answer goes out at once, before the body is read; the server then reads the rest of the
+    body and throws it away as it arrives (the connection stays open for it), so the client gets the answer
+    and no reset. `drain_limit` reads up to that many bytes first; `close` ends the connection after it.
+    """
+    drained = 0
+    while drained < drain_limit:
+        message_in = await receive()
+        if message_in["type"] != "http.request":
+            break
+        drained += len(message_in.get("body", b""))
+        if not message_in.get("more_body"):
+            break
+    body = json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        raw.append((b"connection", b"close"))
+    raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:

@@ -8,9 +8,9 @@ limit.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import HTTPException  # FastAPI re-raises its own HTTPException from body parsing; others become 400
+
+from app.api.errors import refuse
 
 DRAIN_LIMIT = 256 << 20  # bytes read and thrown away so the client sees the 413
 
@@ -31,9 +31,11 @@ class UploadLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            if int(length) <= self.max_bytes + DRAIN_LIMIT:
-                await self._drain(receive)
-            return await self._reject(send)
+            drain = DRAIN_LIMIT if int(length) <= self.max_bytes + DRAIN_LIMIT else 0
+            error = UploadTooLarge(self.max_mb).detail
+            return await refuse(
+                receive, send, 413, error, "invalid_request_error", "file_too_large", drain_limit=drain, close=True
+            )
         received = 0
 
         async def counted():
@@ -46,19 +48,3 @@ class UploadLimit:
             return message
 
         return await self.app(scope, counted, send)
-
-    @staticmethod
-    async def _drain(receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body"):
-                return
-
-    async def _reject(self, send) -> None:
-        error = UploadTooLarge(self.max_mb)
-        body = json.dumps({"error": {"message": error.detail, "type": "invalid_request_error",
-                                     "code": "file_too_large"}}).encode()  # fmt: skip
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]  # fmt: skip
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

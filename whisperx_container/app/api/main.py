@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import errors
+from app.api.admission import Admission
+from app.api.auth import ApiKey
 from app.api.limits import UploadLimit
 from app.api.metrics import RequestMetrics
 from app.api.routers import health, models, transcriptions
-from app.api.service import Service
+from app.api.service import Service, remove_leftovers
 from app.config import Settings
 from app.inference.loader import ModelLoader, prepare_environment
 
@@ -23,6 +25,7 @@ def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        remove_leftovers()  # a killed process's request files (a restart keeps the writable layer)
         if load_models:
             ModelLoader(settings, service.state).start()
         yield
@@ -34,8 +37,12 @@ def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
     app.include_router(models.router)
     app.include_router(transcriptions.router)
 
+    # Outermost first when a request arrives: metrics (counting refusals too), the API key, admission
+    # (readiness, a queue place), the upload limit; each refusal before a byte of the body is stored.
     app.add_middleware(UploadLimit, max_mb=settings.whisperx_max_upload_mb)
+    app.add_middleware(Admission, service=service)
+    app.add_middleware(ApiKey, key_file=settings.whisperx_api_key_file)
     audio_routes = {route.path: route.path.rsplit("/", 1)[-1] for route in transcriptions.router.routes}
-    app.add_middleware(RequestMetrics, metrics=service.metrics, endpoints=audio_routes)  # outermost: counts 413s too
+    app.add_middleware(RequestMetrics, metrics=service.metrics, endpoints=audio_routes)
     logging.getLogger("app").setLevel(logging.INFO)
     return app

@@ -1,7 +1,10 @@
 """One bounded queue in front of one inference thread: the event loop never runs a model.
 
-A request takes a slot before its upload is decoded (so decoding is bounded too); with one request
-running and WHISPERX_QUEUE_LIMIT waiting, the next gets 429 with a Retry-After estimate.
+A request is admitted before its upload is read (admission.py: a ticket, counted as arriving) and
+takes its slot before the upload is decoded (so decoding is bounded too); with one request running
+and WHISPERX_QUEUE_LIMIT waiting or arriving, the next gets 429 with a Retry-After estimate. A slot
+whose caller went away is cancelled: waiting, it leaves the queue at once; running, the pipeline
+stops at its next window (service.py).
 """
 
 from __future__ import annotations
@@ -27,25 +30,36 @@ class InferenceQueue:
         self.metrics = metrics
         self.running = 0
         self.waiting = 0
+        self.arriving = 0  # admitted, upload still being received
         self.mean_job_s = 10.0  # moving average of job durations, for Retry-After
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         metrics.queue_limit.set(limit)
 
     def retry_after(self) -> int:
-        return max(1, min(600, math.ceil(self.mean_job_s * (self.waiting + 1))))
+        return max(1, min(600, math.ceil(self.mean_job_s * (self.queued + 1))))
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the inference thread, uploads still arriving included."""
+        return self.waiting + self.arriving
+
+    def admit(self) -> Ticket:
+        """A place for a request whose upload has not been read yet (QueueFull when there is none)."""
+        with self._lock:
+            if self.running + self.queued >= self.limit + 1:  # one running, `limit` waiting behind it
+                raise QueueFull(self.retry_after())
+            self.arriving += 1
+            self._publish()
+        return Ticket(self)
 
     def reserve(self) -> Slot:
-        with self._lock:
-            if self.running + self.waiting >= self.limit + 1:  # one running, `limit` waiting behind it
-                raise QueueFull(self.retry_after())
-            self.waiting += 1
-            self._publish()
-        return Slot(self)
+        """A slot for a request that was not admitted in advance (QueueFull when there is none)."""
+        return self.admit().reserve()
 
     def _publish(self) -> None:
         self.metrics.queue_running.set(self.running)
-        self.metrics.queue_waiting.set(self.waiting)
+        self.metrics.queue_waiting.set(self.queued)
 
     def _started(self) -> None:
         with self._lock:
@@ -62,6 +76,30 @@ class InferenceQueue:
             if seconds is not None:
                 self.mean_job_s = 0.7 * self.mean_job_s + 0.3 * seconds
             self._publish()
+
+
+class Ticket:
+    """An admitted request, before its slot: `reserve()` turns it into one, `drop()` gives it back."""
+
+    def __init__(self, queue: InferenceQueue):
+        self.queue = queue
+        self.open = True
+
+    def reserve(self) -> Slot:
+        with self.queue._lock:
+            if self.open:
+                self.open = False
+                self.queue.arriving -= 1
+            self.queue.waiting += 1
+            self.queue._publish()
+        return Slot(self.queue)
+
+    def drop(self) -> None:
+        with self.queue._lock:
+            if self.open:
+                self.open = False
+                self.queue.arriving -= 1
+                self.queue._publish()
 
 
 class Slot:
@@ -90,6 +128,10 @@ class Slot:
 
         self.future = self.queue._executor.submit(job)
         return await asyncio.wrap_future(self.future)
+
+    def cancel(self) -> bool:
+        """Leave the queue if the job has not started: True when it will never run."""
+        return self.future is not None and self.future.cancel()
 
     def release(self, cleanup=None) -> None:
         if self.released:

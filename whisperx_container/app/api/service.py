@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -13,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import APIError
 from app.api.metrics import Metrics
-from app.api.queue import InferenceQueue, QueueFull
+from app.api.queue import InferenceQueue, QueueFull, Slot
 from app.api.schemas import Timings
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
-from app.inference.pipeline import Options, StageTimer
+from app.inference.pipeline import Cancelled, Options, StageTimer
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
 
@@ -40,14 +42,22 @@ class Service:
         if self.state.status == "error":
             raise APIError(503, f"the models failed to load: {self.state.error}", "server_error", "model_unavailable")
 
-    async def transcribe(self, upload: UploadFile, options: Options) -> tuple[Transcript, Timings]:
-        """Run one upload through the pipeline: its transcript, and the seconds each stage took."""
+    async def transcribe(self, request: Request, upload: UploadFile, options: Options) -> tuple[Transcript, Timings]:
+        """Run one upload through the pipeline: its transcript, and the seconds each stage took.
+
+        The request was admitted before its body was read (admission.py); its ticket becomes a slot here.
+        A caller that goes away is noticed at once: waiting, its slot leaves the queue; running,
+        the pipeline stops at its next window. Either way the answer is a 499 nobody reads.
+        """
         self.require_ready()
+        ticket = getattr(request.state, "ticket", None)
         try:
-            slot = self.queue.reserve()
+            slot = ticket.reserve() if ticket else self.queue.reserve()
         except QueueFull as full:
             raise APIError(429, "too many requests are queued; retry later", "rate_limit_error", "queue_full",
                            {"Retry-After": str(full.retry_after)}) from None  # fmt: skip
+        options.cancel = threading.Event()
+        watcher = asyncio.create_task(self._watch_caller(request, slot, options.cancel))
         workdir = Path(tempfile.mkdtemp(prefix=UPLOAD_DIR_PREFIX))
         try:
             began = time.perf_counter()
@@ -55,7 +65,13 @@ class Service:
             decode_s = time.perf_counter() - began
             timer = StageTimer()
             transcript = await slot.run(self.state.pipeline.run, audio, options, timer)
+        except (Cancelled, asyncio.CancelledError):
+            if not options.cancel.is_set():
+                raise
+            log.info("the caller went away: its transcription was dropped")
+            raise APIError(499, "the client closed the request", code="client_closed") from None
         finally:
+            watcher.cancel()
             slot.release(lambda: shutil.rmtree(workdir, ignore_errors=True))
         total_s = time.perf_counter() - began
         stages = {
@@ -74,7 +90,14 @@ class Service:
         return transcript, Timings(**{k: round(v, 3) for k, v in stages.items()})
 
     @staticmethod
-    def _decode(upload: UploadFile, workdir: Path) -> PcmAudio:
+    async def _watch_caller(request: Request, slot: Slot, cancel: threading.Event) -> None:
+        # The body was read by now: the next ASGI message can only be the caller going away.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        cancel.set()
+        slot.cancel()  # still waiting: out of the queue now
+
+    def _decode(self, upload: UploadFile, workdir: Path) -> PcmAudio:
         source = workdir / "upload"
         with source.open("wb") as out:
             upload.file.seek(0)
@@ -82,7 +105,7 @@ class Service:
         if source.stat().st_size == 0:
             raise APIError(400, "the uploaded file is empty", code="empty_file")
         try:
-            return decode(source, workdir / "audio.s16le")
+            return decode(source, workdir / "audio.s16le", self.settings.whisperx_max_audio_s)
         except AudioError as exc:
             raise APIError(400, str(exc), code="invalid_audio") from None
         finally:
@@ -91,3 +114,10 @@ class Service:
 
 def get_service(request: Request) -> Service:
     return request.app.state.service
+
+
+def remove_leftovers() -> None:
+    """Delete the request directories a killed process left in the temporary directory."""
+    for leftover in Path(tempfile.gettempdir()).glob(f"{UPLOAD_DIR_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+        log.info("removed %s, left by a request the previous process did not finish", leftover)

@@ -2,10 +2,19 @@
 
 The decoded audio never sits in memory whole: 90 minutes are 173 MB of PCM in the request's private
 temporary directory, and the pipeline reads the window it works on (`PcmAudio.read`).
+
+What a decode costs is known before it starts. ffprobe reads the container first, and the upload is
+refused (a 400 saying why) unless its format is a real audio or video container (CONTAINERS; text
+formats ffmpeg also reads, such as SBaGen scripts, playlists and concat lists, are not), its audio is
+sampled at 8 kHz or more (a WAV declaring 1 Hz decodes to 16,000 samples a byte), and it declares at
+most WHISPERX_MAX_AUDIO_S of audio. The decode itself may write no more PCM than the declared duration
+needs (plus a margin), so a lying header cannot fill the disk; only local files are read
+(-protocol_whitelist file).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +22,13 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16000
+BYTES_PER_S = 2 * SAMPLE_RATE  # s16le mono
+MIN_SOURCE_RATE = 8000
+# ffmpeg demuxers of real recordings: WAV and its relatives, MP3, MP4/M4A/MOV, Ogg (Vorbis, Opus, FLAC),
+# FLAC, Matroska/WebM, AAC, AMR, ASF (WMA), CAF, WavPack, AC-3.
+CONTAINERS = ("wav", "w64", "aiff", "au", "caf", "mp3", "mov", "ogg", "flac", "matroska", "aac", "amr", "asf",
+              "wv", "ac3", "eac3")  # fmt: skip
+WHITELISTS = ("-format_whitelist", ",".join(CONTAINERS), "-protocol_whitelist", "file")
 
 
 class AudioError(ValueError):
@@ -46,17 +62,73 @@ class PcmAudio:
         return np.sqrt(np.mean(audio[:usable].reshape(-1, n) ** 2, axis=1))
 
 
-def decode(source: Path, target: Path, timeout_s: float = 3600.0) -> PcmAudio:
-    """Any format ffmpeg reads (wav, mp3, m4a, ogg, flac, webm, ...) to 16 kHz mono s16le at target."""
+@dataclass(frozen=True)
+class Probe:
+    """What the container declares: its format, its first audio stream's sample rate, its duration."""
+
+    format: str
+    sample_rate: int
+    duration: float | None  # None when the container does not say (some raw streams)
+
+
+def probe(source: Path, max_audio_s: float, timeout_s: float = 60.0) -> Probe:
+    """Read the upload's container without decoding it; AudioError unless it is audio worth decoding."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror",
-        "-i", str(source), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
-        "-f", "s16le", "-acodec", "pcm_s16le", "-y", str(target),
+        "ffprobe", "-v", "error", *WHITELISTS, "-select_streams", "a:0",
+        "-show_entries", "format=format_name,duration:stream=sample_rate", "-of", "json", str(source),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
+        raise AudioError("reading the file's format took too long") from exc
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.replace(str(source), "input").splitlines() if line.strip()]
+        detail = "its format is not one of them" if any("not on whitelist" in x for x in lines) else lines[-1:]
+        raise AudioError(
+            "could not decode the audio: it is not an audio or video file this service reads "
+            f"({', '.join(CONTAINERS)}): {detail if isinstance(detail, str) else ''.join(detail) or 'unknown format'}"
+        )
+    info = json.loads(proc.stdout or "{}")
+    streams = info.get("streams") or []
+    if not streams:
+        raise AudioError("the file has no audio stream")
+    rate = int(float(streams[0].get("sample_rate") or 0))
+    if rate < MIN_SOURCE_RATE:
+        raise AudioError(f"the audio's sample rate is {rate} Hz; at least {MIN_SOURCE_RATE} Hz is needed")
+    declared = (info.get("format") or {}).get("duration")
+    duration = float(declared) if declared not in (None, "N/A") else None
+    if duration is not None and duration > max_audio_s:
+        raise AudioError(
+            f"the audio is {duration / 3600:.1f} h long; this service takes at most {max_audio_s / 3600:g} h "
+            "(WHISPERX_MAX_AUDIO_S)"
+        )
+    return Probe((info.get("format") or {}).get("format_name", "?"), rate, duration)
+
+
+def decode_limit(declared: Probe, max_audio_s: float) -> int:
+    """The most PCM bytes a decode of this file may write: its declared duration (or the cap), plus a margin."""
+    seconds = min(declared.duration, max_audio_s) if declared.duration is not None else max_audio_s
+    return int(seconds * 1.02 * BYTES_PER_S) + 2 * BYTES_PER_S
+
+
+def decode(source: Path, target: Path, max_audio_s: float = 4 * 3600, timeout_s: float = 3600.0) -> PcmAudio:
+    """Any audio or video container ffmpeg reads (wav, mp3, m4a, ogg, flac, webm, ...) to 16 kHz mono s16le."""
+    declared = probe(source, max_audio_s)
+    limit = decode_limit(declared, max_audio_s)
+    cmd = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror", *WHITELISTS,
+        "-i", str(source), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+        "-f", "s16le", "-acodec", "pcm_s16le", "-fs", str(limit), "-y", str(target),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        target.unlink(missing_ok=True)
         raise AudioError("decoding the audio took too long") from exc
+    if target.exists() and target.stat().st_size >= limit:
+        target.unlink()
+        said = f"{declared.duration:.0f} s" if declared.duration is not None else "nothing"
+        raise AudioError(f"the file decodes to more audio than it declares ({said}): refused as malformed")
     errors = [line.replace(str(source), "input") for line in proc.stderr.splitlines() if line.strip()]
     if proc.returncode != 0:
         reason = errors[-1] if errors else f"ffmpeg exited with {proc.returncode}"

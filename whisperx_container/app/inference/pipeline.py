@@ -38,6 +38,10 @@ class Options:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    cancel: threading.Event | None = None  # set when the caller went away: the run stops at the next window
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
 
 @dataclass
@@ -61,7 +65,7 @@ class StageTimer:
 
 
 class Cancelled(Exception):
-    pass
+    """The run was stopped between windows (Options.cancel)."""
 
 
 class SpeechPipeline:
@@ -101,6 +105,8 @@ class SpeechPipeline:
         def front() -> None:
             try:
                 for start, end in windows:
+                    if options.cancelled():
+                        raise Cancelled
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     with timings.stage("vad"):
                         segmentations = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
@@ -131,6 +137,8 @@ class SpeechPipeline:
         language = options.language or self.transcriber.fixed_language
         try:
             while (item := handoff.get()) is not None:
+                if options.cancelled():
+                    raise Cancelled
                 start, end, chunks = item
                 if not chunks:
                     continue
@@ -154,6 +162,8 @@ class SpeechPipeline:
             thread.join()
         if failure:
             raise failure[0]
+        if options.cancelled():
+            raise Cancelled
 
         turns = linker.finish(options.num_speakers if not single else None) if options.diarize else []
         if turns:

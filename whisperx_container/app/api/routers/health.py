@@ -26,7 +26,7 @@ def health(service: Annotated[Service, Depends(get_service)]) -> Health:
         model=service.settings.whisper_model,
         device=state.device,
         compute_type=state.compute_type,
-        queue=QueueStatus(running=queue.running, waiting=queue.waiting, limit=queue.limit),
+        queue=QueueStatus(running=queue.running, waiting=queue.queued, limit=queue.limit),
         version=__version__,
         error=state.error,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -49,6 +49,7 @@ def _speakers(num: int | None, low: int | None, high: int | None) -> None:
 
 @router.post("/transcriptions", response_class=Response, responses=TRANSCRIPTION_RESPONSES)
 async def transcriptions(
+    request: Request,
     file: Annotated[UploadFile, File(description="audio in any format ffmpeg reads")],
     service: Annotated[Service, Depends(get_service)],
     model: Annotated[str | None, Form(description="accepted for compatibility; the service runs one model")] = None,
@@ -74,12 +75,13 @@ async def transcriptions(
         temperature=temperature,
         diarize=response_format == "diarized_json",
     )
-    transcript, _ = await service.transcribe(file, options)
+    transcript, _ = await service.transcribe(request, file, options)
     return render(transcript, response_format, granularities, temperature)
 
 
 @router.post("/transcribe-with-speakers", response_model=DiarizedTranscript)
 async def transcribe_with_speakers(
+    request: Request,
     file: Annotated[UploadFile, File(description="audio in any format ffmpeg reads")],
     service: Annotated[Service, Depends(get_service)],
     language: Annotated[str | None, Form()] = None,
@@ -97,5 +99,5 @@ async def transcribe_with_speakers(
         min_speakers=min_speakers,
         max_speakers=max_speakers,
     )
-    transcript, timings = await service.transcribe(file, options)
+    transcript, timings = await service.transcribe(request, file, options)
     return diarized_transcript(transcript, timings)
