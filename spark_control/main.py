@@ -20,7 +20,7 @@ from spark_control.runner.jobs import JobManager
 from spark_control.security import Auth, trusted_hosts
 from spark_control.services import ServiceRegistry
 from spark_control.watchdog import Watchdog
-from spark_control.whisperx import WhisperxMonitor
+from spark_control.whisperx import WhisperxMonitor, api_key
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,8 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = Auth(settings)
 
     def known_secrets() -> tuple[str, ...]:
-        token = settings.huggingface_token()
-        return (settings.resolved_api_token(), *((token,) if token else ()))
+        audio = settings.audio_token.get_secret_value() if settings.audio_token else None
+        found = (settings.huggingface_token(), api_key(settings), audio)
+        return (settings.resolved_api_token(), *(s for s in found if s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

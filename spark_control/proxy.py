@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect
 from spark_control.config import Settings
 from spark_control.health import whisperx_unready
 from spark_control.services import TRANSCRIBE_PATH
-from spark_control.whisperx import WhisperxMonitor
+from spark_control.whisperx import WhisperxMonitor, auth_headers
 
 log = logging.getLogger("spark_control.proxy")
 
@@ -134,7 +134,9 @@ class AudioProxy:
         backend, reason = await self.choose()
         if backend == "whisperx":
             try:
-                response = await self._send(self.settings.whisperx_url, spool, size, content_type)
+                response = await self._send(
+                    self.settings.whisperx_url, spool, size, content_type, auth_headers(self.settings)
+                )
                 if response.status_code < 500:
                     return self._relay(response, "whisperx", None)
                 reason = f"whisperx answered HTTP {response.status_code}"
@@ -166,12 +168,15 @@ class AudioProxy:
             )
         return self._relay(response, "legacy", reason)
 
-    async def _send(self, base_url: str, spool: Path, size: int, content_type: str) -> httpx.Response:
+    async def _send(
+        self, base_url: str, spool: Path, size: int, content_type: str, auth: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST the spooled body; the caller's own headers (its Authorization included) never go upstream."""
         request = self.http.build_request(
             "POST",
             f"{base_url}{TRANSCRIBE_PATH}",
             content=_read_chunks(spool),
-            headers={"content-type": content_type, "content-length": str(size)},
+            headers={"content-type": content_type, "content-length": str(size), **(auth or {})},
             timeout=self.timeout,
         )
         return await self.http.send(request, stream=True)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from spark_control.health import HealthSample
 
 JobStateName = Literal["running", "successful", "failed", "canceled", "interrupted"]
-JobKindName = Literal["install", "remove", "status", "service"]
+JobKindName = Literal["install", "remove", "status", "service", "rollback"]
 ModelName = Literal[WHISPERX_MODELS]  # type: ignore[valid-type]  # the one list, in config.py
 
 

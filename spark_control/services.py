@@ -26,7 +26,7 @@ from spark_control.errors import ServiceActionFailed
 from spark_control.health import HealthProbe, Judge, answers_2xx, whisperx_alive, whisperx_ready
 from spark_control.runner.jobs import Job, JobManager, iso, now
 from spark_control.schemas import HealthCheckInfo, ServiceActionResult, ServiceView
-from spark_control.whisperx import INSTALL_LOCK, WhisperxMonitor
+from spark_control.whisperx import INSTALL_LOCK, WhisperxMonitor, auth_headers
 
 if TYPE_CHECKING:
     from spark_control.watchdog import Watchdog
@@ -276,6 +276,7 @@ class ServiceRegistry:
         response = await self.http.post(
             f"{url}{TRANSCRIBE_PATH}",
             files={"file": ("deep_check.wav", audio, "audio/wav")},
+            headers=auth_headers(self.settings) if url == self.settings.whisperx_url else {},
             timeout=httpx.Timeout(300.0, connect=self.settings.health_timeout_s),
         )
         if response.status_code != 200:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,8 @@ from spark_control.schemas import ContainerInfo, HealthCheckInfo, InstallRequest
 
 log = logging.getLogger("spark_control.whisperx")
 
-INSTALL_LOCK = "whisperx"  # install, remove and actions on the WhisperX container exclude each other
+INSTALL_LOCK = "whisperx"  # install, remove, rollback and actions on the WhisperX container exclude each other
+ROLLBACK_PHASES = ("start", "load")  # a cancel from here on may leave the new container in the old one's place
 STATUS_LOCK = "whisperx-status"
 STATUS_JOBS_KEPT = 10
 
@@ -56,15 +58,38 @@ def install_vars(settings: Settings, hf_token_file: Path | None, model: str | No
         "whisperx_hf_token_file": str(hf_token_file) if hf_token_file else None,
     }
     return {
-        "whisperx_container_name": settings.whisperx_container,
-        "whisperx_port": settings.whisperx_port,
+        **container_vars(settings),
         "whisperx_model": model or settings.served_model,
         **{k: v for k, v in optional.items() if v is not None},
     }
 
 
 def container_vars(settings: Settings) -> dict[str, Any]:
-    return {"whisperx_container_name": settings.whisperx_container, "whisperx_port": settings.whisperx_port}
+    """What every WhisperX playbook is told: the container, its port, where to copy its API key to."""
+    return {
+        "whisperx_container_name": settings.whisperx_container,
+        "whisperx_port": settings.whisperx_port,
+        "whisperx_api_key_dest": str(api_key_path(settings)),
+    }
+
+
+def api_key_path(settings: Settings) -> Path:
+    """Where the role copies WhisperX's API key (its status report; mode 0600, never in a log)."""
+    return settings.secrets_dir / "whisperx-api-key"
+
+
+def api_key(settings: Settings) -> str | None:
+    """WhisperX's API key as the last playbook copied it here, or None (a service without one)."""
+    try:
+        return api_key_path(settings).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def auth_headers(settings: Settings) -> dict[str, str]:
+    """The header every request to WhisperX but /health carries (none when it has no key)."""
+    key = api_key(settings)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class WhisperxMonitor:
@@ -77,11 +102,50 @@ class WhisperxMonitor:
         self._path = settings.data_dir / "state" / "whisperx.json"
         self.container = self._load()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rollback_after: set[str] = set()  # canceled installs whose rollback starts once they are finished
+        jobs.closing_notes.append(self.closing_note)
+
+    # -- a cancel after the container was replaced -------------------------------------------------
+    def closing_note(self, job: Job, state: str) -> str | None:
+        """An install canceled in start or load may have replaced the running container with the new, unproven
+        one: the note says so in its log, and on_job_finished starts the rollback job."""
+        record = job.record
+        if record.kind != "install" or state != "canceled" or record.phase not in ROLLBACK_PHASES:
+            return None
+        self._rollback_after.add(record.id)
+        return (
+            f"canceled during the {record.phase} phase, when the new container may already have replaced the "
+            "previous one: a rollback job puts the previous container back"
+        )
+
+    async def _roll_back(self, canceled: Job) -> None:
+        try:
+            rollback = await self.jobs.start(
+                "rollback",
+                "whisperx_rollback",
+                container_vars(self.settings),
+                lock=INSTALL_LOCK,
+                target="whisperx",
+                action="rollback",
+                trigger="cancel",
+                timeout_s=self.settings.install_timeout_s,
+            )
+        except JobConflict as exc:  # another install already started: it replaces the container anyway
+            log.info("no rollback after %s: job %s holds the lock", canceled.id, exc.job.id)
+            return
+        canceled.record.error = (
+            f"canceled by the operator during the {canceled.record.phase or 'start'} phase; "
+            f"rollback job {rollback.id} puts the previous container back"
+        )
+        canceled.save()
 
     # -- what the playbooks told us ---------------------------------------------------------------
     def on_job_finished(self, job: Job) -> None:
         record = job.record
-        concerns_us = record.kind in ("install", "remove", "status") or (
+        if record.id in self._rollback_after:
+            self._rollback_after.discard(record.id)
+            self._spawn(self._roll_back(job))
+        concerns_us = record.kind in ("install", "remove", "status", "rollback") or (
             record.kind == "service" and record.target == "whisperx"
         )
         if not concerns_us or record.state == "interrupted":
@@ -117,7 +181,10 @@ class WhisperxMonitor:
         self._save()
 
     def _refresh_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._refresh())
+        self._spawn(self._refresh())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -193,7 +260,7 @@ class WhisperxMonitor:
         live = is_whisperx_health(sample.body)  # the service itself answered: it is installed and running
         body = sample.body if live else None
         reachable = True if live else container.host_reachable
-        last = next(iter(self.jobs.list(("install", "remove"))), None)  # the newest install or removal
+        last = next(iter(self.jobs.list(("install", "remove", "rollback"))), None)  # the newest of them
         age = self.container_age_s()
         return WhisperxStatus(
             installed=live or bool(container.installed),

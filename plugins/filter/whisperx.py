@@ -160,6 +160,20 @@ def bundle_whisper_models(bundle):
     return _sorted(m["path"][len("whisper-") :] for m in models if m["path"].startswith("whisper-"))
 
 
+# A name that says it holds a secret, or a value shaped like a credential: a known token prefix (Hugging Face,
+# NVIDIA NGC, OpenAI, GitHub, Slack, AWS) or a long unbroken run of letters and digits such as a generated key.
+# spark-control refuses the same in WHISPERX_ENV (spark_control/config.py; a test keeps the two in step).
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+SECRET_VALUE = re.compile(
+    r"(hf_|nvapi-|sk-|ghp_|gho_|github_pat_|xox[abp]-|AKIA)[A-Za-z0-9_\-]{8,}"
+    r"|(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9+=_\-]{32,}"
+)
+
+
+def carries_a_secret(name, value):
+    return any(word in name.upper() for word in SECRET_WORDS) or bool(SECRET_VALUE.fullmatch(value.strip()))
+
+
 def input_problems(
     state,
     container_name,
@@ -177,7 +191,8 @@ def input_problems(
 ):
     """Every problem with the inputs, as a sentence saying what to fix; the first one ends the play.
 
-    whisperx_state=absent needs only a valid container name.
+    whisperx_state=absent (and previous, putting back what a canceled install replaced) needs only a valid
+    container name.
     """
     env = env or {}
     problems = []
@@ -186,7 +201,7 @@ def input_problems(
             f'whisperx_container_name "{container_name}" is not a valid container name: use letters, digits,'
             ' "_", "." and "-".'
         )
-    if state == "absent":
+    if state in ("absent", "previous"):
         return problems
     if not 1 <= _int(port) <= 65535:
         problems.append(f"whisperx_port must be a TCP port between 1 and 65535, not {port}.")
@@ -208,6 +223,11 @@ def input_problems(
         problems.append(f"whisperx_health_timeout must be a positive number of seconds, not {health_timeout}.")
     if "HF_TOKEN" in (str(key).upper() for key in env):
         problems.append("whisperx_env must not carry HF_TOKEN: put the token in a file and set whisperx_hf_token_file.")
+    elif secret := sorted(str(key) for key, value in env.items() if carries_a_secret(str(key), str(value))):
+        problems.append(
+            f"whisperx_env must not carry secrets ({', '.join(secret)}): the container's environment is stored in its"
+            " spec label and shown by docker inspect. Give the service secrets as files."
+        )
     if hf_token_file and not os.path.isfile(os.path.expanduser(hf_token_file)):
         problems.append(
             f"whisperx_hf_token_file {hf_token_file} is not a readable file on the controller: write the Hugging"
@@ -260,8 +280,10 @@ def _read(path):
 
 
 # -- the host ---------------------------------------------------------------------------------------------
-def host_layout(facts, build_dir, bundle_dest, container_name, owner=""):
-    """Paths on the host ("~" is the SSH user's home) and who owns the shipped build context."""
+def host_layout(facts, build_dir, bundle_dest, container_name, owner="", api_key_file=""):
+    """Paths on the host ("~" is the SSH user's home) and who owns the shipped build context.
+
+    `api_key_path` is "" when the service runs without an API key (whisperx_api_key_file "")."""
     home = facts["user_dir"]
 
     def on_host(path):
@@ -277,6 +299,9 @@ def host_layout(facts, build_dir, bundle_dest, container_name, owner=""):
         "bundle_dir": on_host(bundle_dest),
         "secrets_dir": secrets_dir,
         "token_path": f"{secrets_dir}/{container_name}.hf_token",
+        # The container an install is about to replace (start.yml), for putting it back after a cancel.
+        "rollback_path": f"{secrets_dir}/{container_name}.rollback.json",
+        "api_key_path": on_host(api_key_file) if api_key_file else "",
         "build_owner": build_owner,
         # Another owner's group of the same name (as root:root); the SSH user's own primary group.
         "build_group": build_owner if become else facts["user_gid"],
@@ -289,6 +314,7 @@ def host_layout(facts, build_dir, bundle_dest, container_name, owner=""):
 HF_CACHE = "/root/.cache/huggingface"
 BUNDLE_MOUNT = "/models"
 TOKEN_MOUNT = "/run/secrets/hf_token"  # noqa: S105 - where the token file is mounted, not a token
+API_KEY_MOUNT = "/run/secrets/api_key"
 SERVICE_PORT = 8002
 ARM_ARCHITECTURES = ("aarch64", "arm64")
 
@@ -320,10 +346,12 @@ def build_args(extra, base_image="", cuda_torch_index="", gpus="", architecture=
     return args
 
 
-def service_env(model, gpus, extra=None, token_file="", bundle_dir=""):
+def service_env(model, gpus, extra=None, token_file="", bundle_dir="", api_key_file=""):
     env = {"WHISPER_MODEL": model, "WHISPERX_DEVICE": "cuda" if device_requests(gpus) else "cpu"}
     if token_file:
         env["HF_TOKEN_FILE"] = TOKEN_MOUNT
+    if api_key_file:
+        env["WHISPERX_API_KEY_FILE"] = API_KEY_MOUNT
     if bundle_dir:
         env["WHISPERX_MODEL_BUNDLE"] = BUNDLE_MOUNT
     env.update({key: str(value) for key, value in (extra or {}).items()})
@@ -347,16 +375,21 @@ def container_spec(
     env=None,
     token_file="",
     bundle_dir="",
+    api_key_file="",
 ):
-    """Everything the container is run with; stored as a label so a rollback can recreate it exactly."""
+    """Everything the container is run with; stored as a label so a rollback can recreate it exactly.
+
+    Secrets reach the container only as files mounted read-only (their paths are in the spec, never them)."""
     volumes = [f"{models_volume}:{HF_CACHE}"]
     if bundle_dir:
         volumes.append(f"{bundle_dir}:{BUNDLE_MOUNT}:ro")
     if token_file:
         volumes.append(f"{token_file}:{TOKEN_MOUNT}:ro")
+    if api_key_file:
+        volumes.append(f"{api_key_file}:{API_KEY_MOUNT}:ro")
     return {
         "image": image,
-        "env": service_env(model, gpus, env, token_file, bundle_dir),
+        "env": service_env(model, gpus, env, token_file, bundle_dir, api_key_file),
         "memory": memory,
         "memory_swap": memory_swap,
         "published_ports": [f"{published_address(bind_address)}:{port}:{SERVICE_PORT}"],

@@ -18,7 +18,7 @@ from spark_control.security import require_read, require_token
 
 LastEventId = Annotated[str | None, Header(description="set by EventSource when it reconnects")]
 After = Annotated[str | None, Query(description="resume after this event id (for clients that cannot set headers)")]
-WHISPERX_JOBS: tuple[JobKindName, ...] = ("install", "remove")
+WHISPERX_JOBS: tuple[JobKindName, ...] = ("install", "remove", "rollback")
 INSTALL_PREFIX = "/api/whisperx/install"
 
 

@@ -120,10 +120,14 @@ class EventTranslator:
             return None
         return StreamEvent(event.counter, "log", {"line": line})
 
-    def finish(self, state: str, rc: int | None, at: str | None) -> list[StreamEvent]:
-        """The closing events: the terminal phase of an install, then `done`."""
+    def finish(self, state: str, rc: int | None, at: str | None, note: str | None = None) -> list[StreamEvent]:
+        """The closing events: spark-control's own note on how the job ended, if any, the terminal phase of an
+        install, then `done`."""
         events = []
         next_id = self.last_counter + 1
+        if note:
+            events.append(StreamEvent(next_id, "log", {"line": f"── {note} ──"}))
+            next_id += 1
         if self.track_phases:
             self.phase = final_phase(state)
             events.append(StreamEvent(next_id, "phase", {"phase": self.phase, "at": at, "line": ""}))

@@ -51,7 +51,7 @@ from spark_control.runner.phases import final_phase
 log = logging.getLogger("spark_control.jobs")
 
 JobState = Literal["running", "successful", "failed", "canceled", "interrupted"]
-JobKind = Literal["install", "remove", "status", "service"]
+JobKind = Literal["install", "remove", "status", "service", "rollback"]
 FINISHED: tuple[JobState, ...] = ("successful", "failed", "canceled", "interrupted")
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
@@ -112,6 +112,7 @@ class JobRecord:
     error: str | None = None
     final_event_id: int | None = None
     extravars: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # spark-control's own last word in the log (e.g. the rollback after a cancel)
 
 
 class Job:
@@ -167,9 +168,10 @@ class Job:
             self.record.phase = out.data["phase"]
         self._append(out)
 
-    def finish(self, state: JobState, rc: int | None, error: str | None = None) -> None:
+    def finish(self, state: JobState, rc: int | None, error: str | None = None, note: str | None = None) -> None:
         if self.finished:
             return
+        self.record.note = note
         self.record.state = state
         self.record.rc = rc
         self.record.finished_at = iso(now())
@@ -177,7 +179,7 @@ class Job:
         self.record.result = stats.get("artifact_data") or {}
         self.record.unreachable = sorted(set(stats.get("unreachable") or []) | self._translator.unreachable)
         self.record.error = error or (self._translator.last_failure if state != "successful" else None)
-        for event in self._translator.finish(state, rc, self.record.finished_at):
+        for event in self._translator.finish(state, rc, self.record.finished_at, note):
             if event.event == "phase":
                 self.record.phase = event.data["phase"]
             self._append(event)
@@ -211,7 +213,7 @@ class Job:
         translator = self._new_translator()
         events = translate(read_runner_events(self.artifact_dir), translator)
         if self.finished:
-            events += translator.finish(self.record.state, self.record.rc, self.record.finished_at)
+            events += translator.finish(self.record.state, self.record.rc, self.record.finished_at, self.record.note)
         return [e for e in events if e.id > cursor]
 
     async def wait_for_change(self, within_s: float) -> None:
@@ -235,6 +237,8 @@ class JobManager:
         self._locks: dict[str, str] = {}
         self._threads: dict[str, threading.Thread] = {}
         self.listeners: list[Callable[[Job], None]] = []  # called on the loop when a job finishes
+        # Asked as a playbook ends, before the job is finished: a note for its log (first one given wins).
+        self.closing_notes: list[Callable[[Job, JobState], str | None]] = []
         settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -436,7 +440,7 @@ class JobManager:
         state: JobState = "interrupted" if job.interrupting else _RUNNER_STATUS.get(status, "failed")
         error = f"the playbook exceeded its time limit ({status})" if status == "timeout" else None
         try:
-            job.finish(state, rc, error)
+            job.finish(state, rc, error, self._closing_note(job, state))
         except Exception:  # a full disk, say: the job still ends, its lock and its token file still go
             log.exception("job %s ended but its record could not be written", job.id)
             job.done.set()
@@ -444,6 +448,15 @@ class JobManager:
             self._threads.pop(job.id, None)
             self._release(job)
             self._announce(job)
+
+    def _closing_note(self, job: Job, state: JobState) -> str | None:
+        for ask in self.closing_notes:
+            try:
+                if note := ask(job, state):
+                    return note
+            except Exception:
+                log.exception("closing note failed for %s", job.id)
+        return None
 
     def _announce(self, job: Job) -> None:
         for path in job.temp_files:

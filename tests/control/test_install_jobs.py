@@ -163,6 +163,7 @@ def test_install_variables_follow_the_settings(make_settings, serve, tmp_path: P
     assert variables == {
         "whisperx_container_name": "ctl-whisperx-asr",
         "whisperx_port": 18002,
+        "whisperx_api_key_dest": str(settings.secrets_dir / "whisperx-api-key"),
         "whisperx_model": "tiny.en",
         "whisperx_model_bundle": str(bundle),
         "whisperx_base_image": "spark-inference/debian:bookworm",
@@ -308,3 +309,50 @@ def test_a_job_the_runner_finished_just_before_the_server_died_keeps_its_outcome
         job = client.get(f"/api/whisperx/install/{job_id}").json()
     assert (job["state"], job["rc"], job["phase"]) == ("successful", 0, "ready")
     assert job["result"]["whisperx_status"]["installed"] is True
+
+
+def test_a_cancel_in_start_or_load_puts_the_previous_container_back_and_the_log_says_so(
+    make_settings, serve, tmp_path: Path
+):
+    """Canceling stops the playbook, so its rescue never runs: spark-control starts the rollback playbook itself."""
+    settings = make_settings({"fake_lines": 2, "fake_gate_phase": "load", "fake_gate_file": str(tmp_path / "never")})
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job_id = start_install(client)
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["phase"] == "load", 60)
+        assert client.post(f"/api/whisperx/install/{job_id}/cancel", headers=AUTH).status_code == 202
+        events = sse_events(client, f"/api/whisperx/install/{job_id}/stream")
+
+        def rollback() -> dict | None:
+            jobs = client.get("/api/whisperx/install").json()
+            done = [j for j in jobs if j["kind"] == "rollback" and j["state"] != "running"]
+            return done[0] if done else None
+
+        finished = wait_until(rollback, 60)
+        canceled = client.get(f"/api/jobs/{job_id}").json()
+        status = client.get("/api/whisperx/status").json()
+    lines = [e["data"]["line"] for e in events if e["event"] == "log"]
+    assert (
+        "canceled during the load phase" in lines[-1] and "a rollback job puts the previous container back" in lines[-1]
+    )
+    assert events[-1]["data"]["state"] == "canceled"
+    assert finished["state"] == "successful" and finished["trigger"] == "cancel" and finished["action"] == "rollback"
+    assert canceled["state"] == "canceled" and finished["job_id"] in canceled["error"]
+    assert (
+        status["job"]["id"] == finished["job_id"] and status["checks"]["container"]["image"] == "whisperx-asr:previous"
+    )
+
+
+def test_a_cancel_before_the_container_is_touched_needs_no_rollback(make_settings, serve, tmp_path: Path):
+    settings = make_settings({"fake_lines": 2, "fake_gate_phase": "build", "fake_gate_file": str(tmp_path / "never")})
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job_id = start_install(client)
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["phase"] == "build", 60)
+        client.post(f"/api/whisperx/install/{job_id}/cancel", headers=AUTH)
+        events = sse_events(client, f"/api/whisperx/install/{job_id}/stream")
+        second = start_install(client)  # the lock is free at once: no rollback took it
+        kinds = [j["kind"] for j in client.get("/api/jobs").json()]
+    assert events[-1]["data"]["state"] == "canceled"
+    assert not any("rollback" in e["data"].get("line", "") for e in events if e["event"] == "log")
+    assert "rollback" not in kinds and second

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import subprocess
 import wave
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import pytest
 from spark_control.config import Settings
 from spark_control.main import create_app
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
+from spark_control.whisperx import api_key_path
 from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,6 +39,8 @@ STANDIN_IMAGE = os.environ.get("CONTROL_STANDIN_IMAGE", "spark-inference/spark2-
 PARAKEET, MAGPIE, WHISPERX = "ctl-parakeet-asr", "ctl-magpie-tts", "ctl-whisperx-asr"
 PORTS = {PARAKEET: 18000, MAGPIE: 18001, WHISPERX: 18002}
 HF_TOKEN = "hf_ctlKnownTokenNeverToBeSeen7f3a91c2"
+# Another container's secret on the same host (Magpie's NGC key): no playbook output may carry it.
+NGC_KEY = "nvapi-ctlNeighbourKeyNeverToBeSeen0c4e"
 QUEUE_FULL = {"running": 1, "waiting": 1, "limit": 1}  # WHISPERX_QUEUE_LIMIT=1: one running, one waiting
 LONG_REPEATS = 6  # the dialogue six times: about four minutes of speech, well over a minute of work on a CPU
 LONG_TEXT = "The two-speaker dialogue, six times over."  # what the legacy stand-in answers for it
@@ -82,7 +86,7 @@ def run_standin(name: str, role: str, clips: Path) -> None:
     docker(
         "run", "-d", "--name", name, "-p", f"127.0.0.1:{PORTS[name]}:8000",
         "-e", f"STANDIN_ROLE={role}", "-e", "STANDIN_CLIPS=/clips", "-v", f"{clips}:/clips:ro",
-        "--label", "spark-inference.owner=control-tests", STANDIN_IMAGE,
+        "-e", f"NGC_API_KEY={NGC_KEY}", "--label", "spark-inference.owner=control-tests", STANDIN_IMAGE,
     )  # fmt: skip
 
 
@@ -166,13 +170,21 @@ def repeat_wav(source: Path, target: Path, times: int) -> None:
         out.writeframes(frames * times)
 
 
-def transcribe(base_url: str, clip: Path, path: str = "/api/audio/transcribe-with-speakers") -> httpx.Response:
+def transcribe(
+    base_url: str, clip: Path, path: str = "/api/audio/transcribe-with-speakers", headers: dict | None = None
+) -> httpx.Response:
     """One client's upload (its own connection), answered within 5 minutes or an error."""
     return httpx.post(
         f"{base_url}{path}",
         files={"file": (clip.name, clip.read_bytes(), "audio/wav")},
+        headers=headers,
         timeout=httpx.Timeout(300, connect=10),
     )
+
+
+def whisperx_key(lab: Lab) -> dict[str, str]:
+    """WhisperX's API key, as the role copied it to spark-control: the header a direct caller needs."""
+    return {"Authorization": f"Bearer {api_key_path(lab.settings).read_text().strip()}"}
 
 
 def whisperx_queue(lab: Lab) -> dict | None:
@@ -236,6 +248,13 @@ def test_install_over_ssh_with_a_stream_cut_mid_install(lab: Lab):
     assert status["health"]["diarizer_loaded"] is True and status["health"]["model"] in ("tiny.en", "whisper-tiny.en")
     assert status["answered_from"] == "live"
     assert status["job"] == {"id": job_id, "state": "successful", "phase": "ready"}
+
+    # The role generated the service's API key on the host and copied it here, 0600; WhisperX wants it.
+    assert stat.S_IMODE(api_key_path(lab.settings).stat().st_mode) == 0o600
+    models = f"{lab.settings.whisperx_url}/v1/models"
+    assert httpx.get(models, timeout=10).status_code == 401
+    assert httpx.get(models, headers=whisperx_key(lab), timeout=10).status_code == 200
+    assert api_key_path(lab.settings).read_text().strip() not in docker("inspect", WHISPERX).stdout
     assert "whisperx" in {s["name"] for s in lab.get("/api/services").json()}
 
 
@@ -291,7 +310,7 @@ def test_a_burst_beyond_the_whisperx_queue_gets_its_429_and_retry_after_as_they_
 
     sentence = audio / "sentence.wav"
     through_proxy = transcribe(lab.server.url, sentence)
-    straight = transcribe(str(lab.settings.whisperx_url), sentence, "/v1/audio/transcribe-with-speakers")
+    straight = transcribe(lab.settings.whisperx_url, sentence, "/v1/audio/transcribe-with-speakers", whisperx_key(lab))
     assert whisperx_queue(lab) == QUEUE_FULL, "nothing finished meanwhile: both saw the same queue"
     lab.exposed.append(through_proxy.content + str(through_proxy.headers).encode())
 
@@ -347,6 +366,36 @@ def test_the_watchdog_restarts_a_broken_service_for_real(lab: Lab):
     assert job["trigger"] == "watchdog" and job["result"]["service_result"]["running"] is True
 
 
+def test_an_upgrade_canceled_while_it_loads_puts_the_previous_container_back(lab: Lab):
+    """The upgrade (another model) replaces the container, then the operator cancels while the models load:
+    the playbook stops without its rescue, so spark-control's rollback job puts the previous container back."""
+    wait_until(lambda: whisperx_settled(lab), 300, 1)
+    before = docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout
+    started = lab.post("/api/whisperx/install", json={"model": "base"})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    events_of(lab, f"/api/whisperx/install/{job_id}/stream", stop=lambda e: e["data"].get("phase") == "load")
+    assert "WHISPER_MODEL=base" in docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout
+    assert lab.post(f"/api/whisperx/install/{job_id}/cancel").status_code == 202
+    logged = events_of(lab, f"/api/whisperx/install/{job_id}/stream")
+    assert logged[-1]["data"]["state"] == "canceled"
+    assert any("a rollback job puts the previous container back" in e["data"].get("line", "") for e in logged)
+
+    def rollback() -> dict | None:
+        jobs = lab.get("/api/whisperx/install").json()
+        done = [j for j in jobs if j["kind"] == "rollback" and j["state"] != "running"]
+        return done[0] if done else None
+
+    finished = wait_until(rollback, 600, 1)
+    assert finished["state"] == "successful", finished["error"]
+    assert docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout == before, "the previous settings"
+    assert docker("inspect", "--format", "{{.State.Running}}", WHISPERX).stdout.strip() == "true"
+    health = wait_until(lambda: _json(f"{lab.settings.whisperx_url}/health"), 120, 1)
+    assert health["model"] in ("tiny.en", "whisper-tiny.en"), "the model that ran before the canceled upgrade"
+    assert "WHISPER_MODEL=base" not in docker("inspect", WHISPERX).stdout
+    wait_until(lambda: whisperx_settled(lab), 300, 1)
+
+
 def _json(url: str) -> dict | None:
     try:
         response = httpx.get(url, timeout=2)
@@ -359,16 +408,18 @@ def test_no_secret_appears_in_the_api_the_logs_or_the_artifacts(lab: Lab, logs: 
     """Every byte the API answered in this module, every log line, every file under the data directory."""
     key_material = Path(lab.host["SSH_KEY"]).read_text().strip().splitlines()[1:-1]
     assert key_material, "the SSH key has a body to search for"
+    whisperx_api_key = api_key_path(lab.settings).read_text().strip()
     for job in lab.get("/api/jobs", params={"limit": 500}).json():
         lab.get(f"/api/jobs/{job['job_id']}")
         lab.get(f"/api/jobs/{job['job_id']}/stream")
     lab.get("/api/whisperx/status")
     lab.get("/api/services")
     exposed = b"".join(lab.exposed)
-    on_disk = b"".join(p.read_bytes() for p in lab.settings.data_dir.rglob("*") if p.is_file())
+    kept = api_key_path(lab.settings)  # the one place WhisperX's key is meant to be (0600, checked above)
+    on_disk = b"".join(p.read_bytes() for p in lab.settings.data_dir.rglob("*") if p.is_file() and p != kept)
     logged = "\n".join(logs.lines).encode()
     assert len(on_disk) > 10_000 and len(exposed) > 10_000 and logged
-    for secret in [HF_TOKEN, API_TOKEN, *key_material]:
+    for secret in [HF_TOKEN, API_TOKEN, NGC_KEY, whisperx_api_key, *key_material]:
         for where, haystack in (("API", exposed), ("data dir", on_disk), ("logs", logged)):
             assert secret.encode() not in haystack, f"a secret appears in the {where}"
     install = lab.settings.jobs_dir / str(lab.install_job)

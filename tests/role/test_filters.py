@@ -488,10 +488,14 @@ def test_host_paths_and_the_owner_of_the_build_context(wx):
         "bundle_dir": "/home/spark/bundle",
         "secrets_dir": "/home/spark/.config/whisperx",
         "token_path": "/home/spark/.config/whisperx/whisperx-asr.hf_token",
+        "rollback_path": "/home/spark/.config/whisperx/whisperx-asr.rollback.json",
+        "api_key_path": "",
         "build_owner": "spark",
         "build_group": 1000,
         "become": False,
     }
+    keyed = wx.host_layout(facts, "~/b", "~/m", "wx", api_key_file="~/.config/whisperx/wx.api_key")
+    assert keyed["api_key_path"] == "/home/spark/.config/whisperx/wx.api_key"
     root = wx.host_layout(facts, "/srv/build", "~", "w", owner="root")
     assert (root["build_dir"], root["bundle_dir"], root["build_owner"], root["build_group"], root["become"]) == (
         "/srv/build",
@@ -532,3 +536,51 @@ def test_every_filter_is_documented_beside_the_plugin(wx):
     names = set(wx.FilterModule().filters())
     documented = {p.stem for p in (REPO / "plugins/filter").glob("*.yml")}
     assert names == documented
+
+
+def test_the_api_key_reaches_the_container_as_a_mounted_file_and_only_its_path_in_the_spec(wx):
+    spec = wx.container_spec(
+        "img:ctx-1", "tiny.en", "", "4g", "4g", 8002, "127.0.0.1", "unless-stopped", "whisperx-models",
+        api_key_file="/home/spark/.config/whisperx/wx.api_key",
+    )  # fmt: skip
+    assert "/home/spark/.config/whisperx/wx.api_key:/run/secrets/api_key:ro" in spec["volumes"]
+    assert spec["env"]["WHISPERX_API_KEY_FILE"] == "/run/secrets/api_key"
+    open_spec = wx.container_spec("img:ctx-1", "tiny.en", "", "4g", "4g", 8002, "127.0.0.1", "no", "v")
+    assert "WHISPERX_API_KEY_FILE" not in open_spec["env"] and not any("api_key" in v for v in open_spec["volumes"])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"NGC_API_KEY_COPY": "nvapi-AbCdEf0123456789xyz"},
+        {"WHISPERX_SOMETHING": "Zq8" * 12},
+        {"MY_SECRET": "value-of-the-secret"},
+        {"DB_PASSWORD": "hunter2"},
+    ],
+)
+def test_secrets_in_the_container_env_are_refused_by_name_or_by_shape(wx, env):
+    problems = wx.input_problems("present", "wx", env=env, hf_token="hf_x", source_dir=str(REPO / "whisperx_container"))
+    assert problems and problems[0].startswith(f"whisperx_env must not carry secrets ({next(iter(env))})")
+    assert "docker inspect" in problems[0] and next(iter(env.values())) not in problems[0]
+
+
+def test_plain_env_values_pass(wx):
+    env = {"WHISPERX_BATCH_SIZE": "8", "WHISPERX_DEVICE": "cuda", "WHISPERX_WINDOW_S": "600"}
+    source = str(REPO / "whisperx_container")
+    assert wx.input_problems("present", "wx", env=env, hf_token="hf_x", source_dir=source) == []
+
+
+def test_the_role_and_spark_control_refuse_the_same_secret_shapes(wx):
+    from spark_control.config import looks_like_a_secret, names_a_secret
+
+    samples = ["hf_abcdefghijklmnop", "nvapi-0123456789abc", "sk-proj0123456789", "AKIA0123456789ABCDEF", "Zq8" * 12,
+               "8", "cuda", "int8_float16", "/models/whisper-base", "large-v3", "a" * 40]  # fmt: skip
+    for value in samples:
+        assert wx.carries_a_secret("X", value) == looks_like_a_secret(value), value
+    for name in ("HF_TOKEN", "MY_SECRET", "DB_PASSWD", "AWS_CREDENTIALS", "WHISPERX_DEVICE"):
+        assert wx.carries_a_secret(name, "x") == names_a_secret(name), name
+
+
+def test_a_rollback_after_a_cancel_needs_only_a_valid_container_name(wx):
+    assert wx.input_problems("previous", "whisperx-asr") == []
+    assert wx.input_problems("previous", "bad name!")[0].startswith('whisperx_container_name "bad name!"')

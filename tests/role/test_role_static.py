@@ -123,6 +123,7 @@ def test_playbooks_target_the_agreed_groups():
     assert hosts == {
         "whisperx": "whisperx",
         "whisperx_remove": "whisperx",
+        "whisperx_rollback": "whisperx",
         "whisperx_status": "whisperx",
         "service": "{{ service_hosts | default('spark2') }}",
     }

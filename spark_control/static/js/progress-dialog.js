@@ -18,6 +18,17 @@ const MAX_LOG_LINES = 2000;
 
 export const jobUrl = (id) => `/api/whisperx/install/${encodeURIComponent(id)}`;
 
+// What each kind of WhisperX job is called, as it runs and once it has succeeded or failed.
+export const KINDS = {
+  install: { noun: "install", running: "Installing WhisperX", starting: "Starting the playbook…", done: "WhisperX is installed",
+             failed: "Install failed", canceled: "Install canceled" },
+  remove: { noun: "removal", running: "Removing WhisperX", starting: "Removing the WhisperX container…", done: "WhisperX is removed",
+            failed: "Removal failed", canceled: "Removal canceled" },
+  rollback: { noun: "rollback", running: "Putting the previous WhisperX back", starting: "Putting the previous container back…",
+              done: "The previous WhisperX is back", failed: "Rollback failed", canceled: "Rollback canceled" },
+};
+export const kindOf = (kind) => KINDS[kind] ?? KINDS.install;
+
 export class ProgressDialog {
   constructor({ onFinished = () => {}, onProgress = () => {}, onRetry = () => {} } = {}) {
     this.dialog = $("#progress-dialog");
@@ -152,7 +163,7 @@ export class ProgressDialog {
     this.streamState(job, "");
     if (!job.phase && !job.receiving) {
       job.receiving = true; // the first event: say what runs until a phase says more
-      this.status(job.kind === "remove" ? "Removing the WhisperX container…" : "Starting the playbook…");
+      this.status(kindOf(job.kind).starting);
     }
     if (type === "log") {
       this.log.append(String(data.line ?? ""));
@@ -233,7 +244,7 @@ export class ProgressDialog {
   async cancel() {
     const job = this.job;
     if (!job || job.finished) return;
-    const what = job.kind === "remove" ? "removal" : "install";
+    const what = kindOf(job.kind).noun;
     const confirmed = await confirmAction({
       title: `Cancel the ${what}?`,
       body:
@@ -272,8 +283,8 @@ export class ProgressDialog {
 
   applyKind(job) {
     const install = job.kind === "install";
-    setText($("#progress-title"), install ? "Installing WhisperX" : "Removing WhisperX");
-    setText($("#progress-cancel"), install ? "Cancel install" : "Cancel removal");
+    setText($("#progress-title"), kindOf(job.kind).running);
+    setText($("#progress-cancel"), `Cancel ${kindOf(job.kind).noun}`);
     show($("#progress-steps"), install);
   }
 
@@ -309,23 +320,23 @@ export class ProgressDialog {
     const where = job.workPhase ? ` during the ${job.workPhase} phase` : "";
     show($("#progress-cancel"), false);
     setText($("#progress-close"), "Close");
+    const kind = kindOf(job.kind);
     if (job.state === "successful") {
-      setText($("#progress-title"), install ? "WhisperX is installed" : "WhisperX is removed");
-      this.status(
-        install
-          ? `WhisperX is ready (took ${took}). Transcriptions now go to it.`
-          : `WhisperX was removed (took ${took}). Transcriptions go to the legacy service.`,
-        "ok",
-      );
+      setText($("#progress-title"), kind.done);
+      const said = {
+        install: `WhisperX is ready (took ${took}). Transcriptions now go to it.`,
+        remove: `WhisperX was removed (took ${took}). Transcriptions go to the legacy service.`,
+        rollback: `The container that ran before the canceled install is back (took ${took}).`,
+      };
+      this.status(said[job.kind] ?? said.install, "ok");
       return;
     }
-    const what = install ? "install" : "removal";
+    const what = kind.noun;
     const headline = {
       canceled: `The ${what} was canceled${where}.`,
       interrupted: `spark-control stopped while the ${what} was running${where}.`,
     }[job.state] ?? `The ${what} failed${where}.`;
-    setText($("#progress-title"), install ? "Install failed" : "Removal failed");
-    if (job.state === "canceled") setText($("#progress-title"), install ? "Install canceled" : "Removal canceled");
+    setText($("#progress-title"), job.state === "canceled" ? kind.canceled : kind.failed);
     this.status(""); // the failure box below is an alert: it is announced, and said once
     const box = $("#progress-failure");
     const message = view?.error ? failureMessage(view.error) : "";
@@ -337,8 +348,8 @@ export class ProgressDialog {
       el("p", { class: "small" }, "The log below has the details. ", install ? "Parakeet still serves transcriptions." : ""),
     );
     show(box, true);
-    setText($("#progress-retry"), install ? "Retry install" : "Retry removal");
-    show($("#progress-retry"), true);
+    setText($("#progress-retry"), `Retry ${kind.noun}`);
+    show($("#progress-retry"), job.kind !== "rollback"); // a rollback follows a cancel; an install is the way on
   }
 
   status(text, tone = "") {

@@ -5,7 +5,7 @@ import { confirmAction } from "./confirm.js";
 import { $, busy, el, setText, show, toast } from "./dom.js";
 import { ago, clock, failureMessage, localTime } from "./format.js";
 import { phaseNames, plan } from "./install-plan.js";
-import { jobUrl } from "./progress-dialog.js";
+import { jobUrl, kindOf } from "./progress-dialog.js";
 import { ensureSignedIn, SignInCanceled } from "./session.js";
 
 const HOST_STATE = { true: "reachable", false: "unreachable", null: "unknown" };
@@ -56,7 +56,7 @@ export class WhisperxPanel {
     flag("#wx-installed", s.installed, "Installed", "Not installed");
     flag("#wx-running", s.running, "Running", "Not running", s.installed);
     flag("#wx-healthy", s.healthy, "Healthy", "Not healthy", s.running);
-    const [summary, tone] = summarize(s, jobRunning && (this.dialog.job?.kind === "remove" ? "removal" : "install"));
+    const [summary, tone] = summarize(s, jobRunning && kindOf(this.dialog.job?.kind).noun);
     const badge = $("#wx-summary");
     setText(badge, summary);
     badge.className = `badge ${tone}`;
@@ -129,7 +129,7 @@ export class WhisperxPanel {
         return;
       }
     }
-    const what = view.kind === "remove" ? "removal" : "install";
+    const what = kindOf(view.kind).noun;
     const verb = { canceled: "was canceled", interrupted: "was interrupted" }[view.state] ?? "failed";
     const when = view.finished_at ? ` (${localTime(view.finished_at)})` : "";
     setText(line, `The last ${what} ${verb}${when}${view.error ? `: ${failureMessage(view.error)}` : "."}`);
@@ -155,7 +155,7 @@ export class WhisperxPanel {
     show($("#job-banner"), visible);
     if (visible) {
       show($("#install-banner"), false);
-      setText($("#job-banner-title"), progress.kind === "remove" ? "Removing WhisperX" : "Installing WhisperX");
+      setText($("#job-banner-title"), kindOf(progress.kind).running);
       const phases = phaseNames();
       const at = phases.indexOf(progress.phase);
       const phase = at >= 0 ? `phase ${at + 1} of ${phases.length}: ${progress.phase}` : "starting";
