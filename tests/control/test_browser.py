@@ -13,7 +13,8 @@ async (token) => {
   const login = await fetch("/api/session", {method: "POST", headers: {"content-type": "application/json"},
                                              body: JSON.stringify({token})});
   if (login.status !== 204) return {error: "login " + login.status};
-  const started = await fetch("/api/whisperx/install", {method: "POST"});   // the cookie authorises it
+  // the cookie authorises it; a change also carries the dashboard's header (security.py: CSRF)
+  const started = await fetch("/api/whisperx/install", {method: "POST", headers: {"X-Spark-Control": "dashboard"}});
   const {job_id, stream_url} = await started.json();
   return await new Promise((resolve) => {
     const seen = {phases: [], lines: 0, done: null, ids: [], opens: 0, job_id};
