@@ -70,10 +70,10 @@ lint: venv collection ## ansible-lint (production profile), yamllint, ruff
 unit: venv models fixtures collection ## the fast tests (no image, no molecule)
 	@$(STAGE) unit $(BIN)/pytest -m "not integration and not browser"
 
-demo: system venv docker base-image gpu-host-image models fixtures collection ## the main job: one-click WhisperX install on a Spark 2 stand-in, then a diarized transcript
+demo: system venv docker base-image gpu-host-image models fixtures collection control-image control-standin-image ## the main job: spark-control deployed from its image, a one-click WhisperX install on a Spark 2 stand-in, then a diarized transcript
 	@$(STAGE) demo $(PY) scripts/demo.py up
 
-demo-down: venv ## remove what `make demo` started (WhisperX through spark-control, then the stand-in host)
+demo-down: venv collection ## remove what `make demo` started (WhisperX through spark-control, spark-control, the stand-ins)
 	@$(PY) scripts/demo.py down
 
 lock: ## re-pin requirements/dev.txt from requirements/dev.in

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""`make demo`: the main job, end to end, on this machine.
+"""`make demo`: the main job, end to end, on this machine, deployed the way an operator deploys it.
 
 1. A stand-in for Spark 2 comes up: a systemd + sshd host reached over SSH that drives this
    machine's Docker engine (scripts/gpu-host.sh). Only the GPU is missing; WhisperX runs on the CPU.
-2. spark-control starts (python -m spark_control) and is told where Spark 2 is.
-3. In headless Chromium, the dashboard's "Install WhisperX" button is clicked: ansible-runner runs
-   the collection's install playbook over SSH (preflight, ship, build, start, load); the install log
-   is followed here through the same SSE stream the dashboard reads.
+   The stand-ins for its Parakeet and Magpie services run beside it (the spark2-standin image).
+2. spark-control is deployed from its image (make control-image) by the role spark.inference.spark_control
+   (playbooks/spark_control.yml) onto this machine's engine: its SSH key and API token as 0600 files,
+   its data on a volume, told where Spark 2 is.
+3. In headless Chromium, the dashboard's "Install WhisperX" button is clicked: ansible-runner, inside the
+   spark-control container, runs the collection's install playbook over SSH (preflight, ship, build,
+   start, load); the install log is followed here through the same SSE stream the dashboard reads.
 4. The scripted two-speaker dialogue goes through the audio proxy and its diarized transcript is
    printed.
 
-spark-control and WhisperX stay up afterwards so the dashboard can be explored; `make demo-down`
-removes WhisperX through spark-control (the rollback playbook) and stops everything.
+Everything stays up afterwards so the dashboard can be explored; `make demo-down` removes WhisperX
+through spark-control, then spark-control (the role, state absent), the stand-ins and their data.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -51,53 +53,85 @@ def host_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in env_file.read_text().split())
 
 
-def control_env(host: dict[str, str], token: str) -> dict[str, str]:
+CONTROL, VOLUME = "spark-control", "spark-control-demo-data"
+STANDINS = {"parakeet-asr": ("parakeet", 8000), "magpie-tts": ("magpie", 9000)}
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
+
+
+def start_standins() -> None:
+    """Parakeet and Magpie as Spark 2 runs them (names the service playbook manages), knowing the demo's clips."""
+    clips = STATE / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    deep = REPO / "spark_control" / "assets"
+    (clips / "deep_check.wav").write_bytes((deep / "deep_check.wav").read_bytes())
+    (clips / "deep_check.txt").write_text((deep / "deep_check.txt").read_text())
+    fixtures = Path(os.environ["SPARK_FIXTURES_DIR"])
+    (clips / "dialogue.wav").write_bytes((fixtures / "dialogue.wav").read_bytes())
+    turns = json.loads((fixtures / "dialogue.json").read_text())["turns"]
+    (clips / "dialogue.txt").write_text(" ".join(t["text"] for t in turns))
+    image = os.environ.get("CONTROL_STANDIN_IMAGE", "spark-inference/spark2-standin:bookworm")
+    for name, (role, port) in STANDINS.items():
+        docker("rm", "-f", name, check=False)
+        docker(
+            "run", "-d", "--name", name, "--restart", "unless-stopped", "-p", f"127.0.0.1:{port}:8000",
+            "-e", f"STANDIN_ROLE={role}", "-e", "STANDIN_CLIPS=/clips", "-v", f"{clips}:/clips:ro", image,
+        )  # fmt: skip
+
+
+def inventory(host: dict[str, str], **extra: object) -> Path:
+    """This machine as the control node (a local connection), with the demo's settings for the role."""
     extra_ca = os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates")
-    return {
-        **os.environ,
-        "SPARK2_HOST": host["SSH_HOST"],
-        "SPARK2_SSH_PORT": host["SSH_PORT"],
-        "SPARK2_USER": host["SSH_USER"],
-        "SPARK_CONTROL_SSH_KEY": host["SSH_KEY"],
-        "SPARK_CONTROL_API_TOKEN": token,
-        "SPARK_CONTROL_DATA_DIR": str(STATE / "control"),
-        "SPARK_CONTROL_PORT": str(CONTROL_PORT),
+    certs = [p for p in extra_ca.split() if Path(p).exists()]
+    models = os.environ["SPARK_MODELS_DIR"]
+    settings = {
+        "spark_control_image": os.environ.get("CONTROL_IMAGE", "spark-inference/spark-control:latest"),
+        "spark_control_container_name": CONTROL,
+        "spark_control_data_volume": VOLUME,
+        "spark_control_port": CONTROL_PORT,
+        "spark_control_network_mode": "host",  # Spark 2's stand-in answers on this machine's loopback
+        "spark_control_secrets_dir": str(STATE / "secrets"),
+        "spark_control_ssh_key_file": host["SSH_KEY"],
+        "spark_control_api_token_file": str(STATE / "api_token"),
+        "spark_control_spark2_host": host["SSH_HOST"],
+        "spark_control_spark2_user": host["SSH_USER"],
+        "spark_control_spark2_ssh_port": int(host["SSH_PORT"]),
+        # The bundle at a path the container's user can reach (the image's /root is private).
+        "spark_control_mounts": [f"{models}:/srv/spark-control/models", *certs],
         # No model hub and no GPU here: the offline bundle's Whisper on the CPU, built FROM the local base.
-        "WHISPERX_MODEL_BUNDLE": os.environ["SPARK_MODELS_DIR"],
-        "WHISPERX_BUNDLE_MODEL": os.environ.get("DEMO_MODEL", "tiny.en"),
-        "WHISPERX_GPUS": "",
-        "WHISPERX_MEMORY": os.environ.get("DEMO_MEMORY", "8g"),
-        "WHISPERX_BASE_IMAGE": os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
-        "WHISPERX_EXTRA_CA_CERTS": extra_ca if Path(extra_ca).exists() else "",
+        "spark_control_env": {
+            "WHISPERX_MODEL_BUNDLE": "/srv/spark-control/models",
+            "WHISPERX_BUNDLE_MODEL": os.environ.get("DEMO_MODEL", "tiny.en"),
+            "WHISPERX_GPUS": "",
+            "WHISPERX_MEMORY": os.environ.get("DEMO_MEMORY", "8g"),
+            "WHISPERX_BASE_IMAGE": os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
+            "WHISPERX_EXTRA_CA_CERTS": " ".join(certs),
+        },
+        **extra,
     }
+    node = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    path = STATE / "inventory.yml"
+    path.write_text(json.dumps({"all": {"children": {"control": {"hosts": {"control-node": node}, "vars": settings}}}}))
+    return path
 
 
-def stop_control() -> None:
-    pid_file = STATE / "spark-control.pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        pid_file.unlink()
+def run_role(host: dict[str, str], **extra: object) -> None:
+    playbook = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory(host, **extra))]
+    done = subprocess.run([*playbook, str(REPO / "playbooks" / "spark_control.yml")], capture_output=True, text=True)
+    (STATE / "spark-control-role.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"the spark_control role failed; see {STATE / 'spark-control-role.log'}")
 
 
-def start_control(env: dict[str, str]) -> str:
-    stop_control()  # a previous `make demo` left it running
+def start_control(host: dict[str, str]) -> str:
     url = f"http://127.0.0.1:{CONTROL_PORT}"
-    log = (STATE / "spark-control.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spark_control"], cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
-    )
-    (STATE / "spark-control.pid").write_text(str(proc.pid))
-    for _ in range(60):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise SystemExit(f"spark-control did not start; see {STATE / 'spark-control.log'}")
+    say("deploying spark-control from its image (playbooks/spark_control.yml)")
+    run_role(host)
+    image = docker("inspect", "--format", "{{.Config.Image}} as uid {{.Config.User}}", CONTROL).stdout.strip()
+    say(f"spark-control runs in container {CONTROL} ({image})")
+    return url
 
 
 def click_install(url: str, token: str) -> None:
@@ -150,12 +184,13 @@ def transcribe(url: str) -> None:
 def up() -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(REPO / "scripts" / "gpu-host.sh"), "up", HOST_NAME, str(SSH_PORT)], check=True)
+    start_standins()
     token_file = STATE / "api_token"
     if not token_file.exists():
-        token_file.write_text(secrets.token_urlsafe(24))
+        token_file.write_text(secrets.token_urlsafe(32))
         token_file.chmod(0o600)
     token = token_file.read_text()
-    url = start_control(control_env(host_env(), token))
+    url = start_control(host_env())
     say(f"spark-control answers at {url}")
 
     status = httpx.get(f"{url}/api/whisperx/status", timeout=30).json()
@@ -164,9 +199,11 @@ def up() -> int:
     else:
         click_install(url, token)
         if follow_install(url) != "successful":
-            say(f"the install failed; its log is in the dashboard and under {STATE / 'control' / 'jobs'}")
+            say(f"the install failed; its log is in the dashboard (docker logs {CONTROL} for spark-control's own)")
             return 1
     transcribe(url)
+    services = httpx.get(f"{url}/api/services", timeout=30).json()
+    say("services: " + ", ".join(f"{s['name']} {'healthy' if s['healthy'] else 'unhealthy'}" for s in services))
     say(f"dashboard: {url}  (API token in {token_file}); `make demo-down` removes everything")
     return 0
 
@@ -185,8 +222,11 @@ def down() -> int:
                 break
             time.sleep(1)
     except (OSError, httpx.HTTPError, KeyError) as exc:
-        say(f"spark-control could not remove WhisperX ({exc}); removing the stand-in host only")
-    stop_control()
+        say(f"spark-control could not remove WhisperX ({exc}); removing the rest")
+    with contextlib.suppress(OSError, KeyError, SystemExit):
+        run_role(host_env(), spark_control_state="absent")
+    docker("rm", "-f", CONTROL, *STANDINS, check=False)
+    docker("volume", "rm", "-f", VOLUME, check=False)
     subprocess.run([str(REPO / "scripts" / "gpu-host.sh"), "down", HOST_NAME], check=True)
     return 0
 

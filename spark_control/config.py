@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SPARK_CONTROL_API_TOKEN"),
         description="token for mutating endpoints; when unset one is generated into DATA_DIR/api_token",
     )
+    api_token_file: Path | None = Field(
+        None,
+        validation_alias=_env("SPARK_CONTROL_API_TOKEN_FILE"),
+        description="a file holding the API token (a mounted secret) instead of SPARK_CONTROL_API_TOKEN",
+    )
     audio_token: SecretStr | None = Field(
         None,
         validation_alias=_env("SPARK_CONTROL_AUDIO_TOKEN"),
@@ -263,6 +268,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        if self.api_token is None and self.api_token_file is not None:
+            try:
+                token = self.api_token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"SPARK_CONTROL_API_TOKEN_FILE {self.api_token_file} cannot be read: {exc.strerror}"
+                ) from None
+            self.api_token = self._long_enough(SecretStr(token))
+        return self
+
+    @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         self.whisperx_host = self.whisperx_host or self.spark2_host
         self.whisperx_user = self.whisperx_user or self.spark2_user
@@ -348,12 +365,9 @@ def _base_url(given: str | None, host: str, port: int) -> str:
 
 def bundle_models(bundle: Path) -> set[str] | None:
     """Whisper model names in an offline bundle (whisper-tiny.en -> tiny.en); None when it cannot be read here."""
-    manifest = bundle / "manifest.json"
-    if not manifest.is_file():
-        return None
     try:
-        models = json.loads(manifest.read_text()).get("models", [])
-    except ValueError:
+        models = json.loads((bundle / "manifest.json").read_text()).get("models", [])
+    except (OSError, ValueError):  # missing, unreadable by this user, or not JSON: the role checks it there
         return None
     return {m["name"].removeprefix("whisper-") for m in models if str(m.get("kind", "")).startswith("whisper")}
 

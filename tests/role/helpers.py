@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,12 @@ def container_fingerprint(*names: str) -> dict[str, tuple | None]:
 
 
 def load_plugin(path: str, name: str) -> Any:
-    """One of the collection's Python plugins (a module or a filter), imported from its file for host unit tests."""
+    """One of the collection's Python plugins (a module or a filter), imported from its file for host unit tests.
+
+    The collection is importable as ansible_collections.spark.inference (`make collection`), as Ansible imports
+    it, for the plugins that import each other."""
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.append(str(COLLECTIONS))
     spec = importlib.util.spec_from_file_location(name, REPO / path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

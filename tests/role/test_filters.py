@@ -533,7 +533,8 @@ def test_a_skipped_listing_has_nothing_to_prune(wx):
 
 
 def test_every_filter_is_documented_beside_the_plugin(wx):
-    names = set(wx.FilterModule().filters())
+    sc = load_plugin("plugins/filter/spark_control.py", "spark_control_filters")
+    names = set(wx.FilterModule().filters()) | set(sc.FilterModule().filters())
     documented = {p.stem for p in (REPO / "plugins/filter").glob("*.yml")}
     assert names == documented
 
@@ -584,3 +585,35 @@ def test_the_role_and_spark_control_refuse_the_same_secret_shapes(wx):
 def test_a_rollback_after_a_cancel_needs_only_a_valid_container_name(wx):
     assert wx.input_problems("previous", "whisperx-asr") == []
     assert wx.input_problems("previous", "bad name!")[0].startswith('whisperx_container_name "bad name!"')
+
+
+# -- spark.inference.spark_control ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sc():
+    return load_plugin("plugins/filter/spark_control.py", "spark_control_filters")
+
+
+def test_spark_control_gets_the_contract_settings_and_its_secrets_as_paths_only(sc):
+    settings = {"spark2_host": "192.168.50.12", "spark2_user": "spark", "whisperx_host": "", "whisperx_port": 8002}
+    env = sc.spark_control_env(settings, port=8080, extra={"SPARK_CONTROL_WATCHDOG": "false"}, ssh_key=True)
+    assert env == {
+        "SPARK2_HOST": "192.168.50.12",
+        "SPARK2_USER": "spark",
+        "WHISPERX_PORT": "8002",
+        "SPARK_CONTROL_WATCHDOG": "false",
+        "SPARK_CONTROL_PORT": "8080",
+        "SPARK_CONTROL_API_TOKEN_FILE": "/run/secrets/api_token",
+        "SPARK_CONTROL_SSH_KEY": "/run/secrets/ssh_key",
+    }
+    assert sc.spark_control_env({}, hf_token=True)["HF_TOKEN_FILE"] == "/run/secrets/hf_token"
+
+
+def test_spark_control_inputs_are_checked(sc):
+    assert sc.spark_control_input_problems("present", spark2_host="s2", ssh_key_file="~/.ssh/key") == []
+    assert sc.spark_control_input_problems("absent") == []
+    assert sc.spark_control_input_problems("present", ssh_key_file="k")[0].startswith("spark_control_spark2_host is")
+    assert "spark_control_ssh_key_file is empty" in sc.spark_control_input_problems("present", spark2_host="s2")[0]
+    leaky = sc.spark_control_input_problems(
+        "present", spark2_host="s2", ssh_key_file="k", extra={"NGC_KEY": "nvapi-x" * 3}
+    )
+    assert leaky[0].startswith("spark_control_env must not carry secrets (NGC_KEY)") and "nvapi" not in leaky[0]

@@ -29,6 +29,15 @@ def test_argument_specs_document_exactly_the_defaults():
         assert spec.get("description"), name
 
 
+def test_the_spark_control_role_documents_exactly_its_defaults_under_its_prefix():
+    role = REPO / "roles/spark_control"
+    defaults = load(role / "defaults/main.yml")
+    options = load(role / "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults) and all(name.startswith("spark_control_") for name in defaults)
+    for name, spec in options.items():
+        assert spec.get("default") == defaults[name] and spec.get("description"), name
+
+
 def test_public_variables_carry_the_role_prefix_and_internal_ones_an_underscore():
     assert all(name.startswith("whisperx_") for name in load(ROLE / "defaults/main.yml"))
     assert all(name.startswith("_whisperx_") for name in load(ROLE / "vars/main.yml"))
@@ -125,11 +134,12 @@ def test_playbooks_target_the_agreed_groups():
         "whisperx_remove": "whisperx",
         "whisperx_rollback": "whisperx",
         "whisperx_status": "whisperx",
+        "spark_control": "control",
         "service": "{{ service_hosts | default('spark2') }}",
     }
 
 
-def test_example_inventory_has_both_groups(collection):
+def test_example_inventory_has_every_group(collection):
     done = subprocess.run(
         [_tool("ansible-inventory"), "-i", str(REPO / "inventory/example.yml"), "--list"],
         env=ansible_env(),
@@ -138,7 +148,7 @@ def test_example_inventory_has_both_groups(collection):
         check=True,
     )
     groups = json.loads(done.stdout)
-    assert groups["whisperx"]["hosts"] and groups["spark2"]["hosts"]
+    assert groups["whisperx"]["hosts"] and groups["spark2"]["hosts"] and groups["control"]["hosts"]
 
 
 def test_ansible_doc_shows_the_health_module(collection):
