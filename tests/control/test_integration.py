@@ -370,7 +370,7 @@ def test_an_upgrade_canceled_while_it_loads_puts_the_previous_container_back(lab
     """The upgrade (another model) replaces the container, then the operator cancels while the models load:
     the playbook stops without its rescue, so spark-control's rollback job puts the previous container back."""
     wait_until(lambda: whisperx_settled(lab), 300, 1)
-    before = docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout
+    before = sorted(json.loads(docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout))
     started = lab.post("/api/whisperx/install", json={"model": "base"})
     assert started.status_code == 202, started.text
     job_id = started.json()["job_id"]
@@ -388,7 +388,8 @@ def test_an_upgrade_canceled_while_it_loads_puts_the_previous_container_back(lab
 
     finished = wait_until(rollback, 600, 1)
     assert finished["state"] == "successful", finished["error"]
-    assert docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout == before, "the previous settings"
+    after = sorted(json.loads(docker("inspect", "--format", "{{json .Config.Env}}", WHISPERX).stdout))
+    assert after == before, "the previous settings"
     assert docker("inspect", "--format", "{{.State.Running}}", WHISPERX).stdout.strip() == "true"
     health = wait_until(lambda: _json(f"{lab.settings.whisperx_url}/health"), 120, 1)
     assert health["model"] in ("tiny.en", "whisper-tiny.en"), "the model that ran before the canceled upgrade"
