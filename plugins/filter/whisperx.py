@@ -315,6 +315,7 @@ HF_CACHE = "/root/.cache/huggingface"
 BUNDLE_MOUNT = "/models"
 TOKEN_MOUNT = "/run/secrets/hf_token"  # noqa: S105 - where the token file is mounted, not a token
 API_KEY_MOUNT = "/run/secrets/api_key"
+JOBS_MOUNT = "/jobs"  # the service's default WHISPERX_JOBS_DIR
 SERVICE_PORT = 8002
 ARM_ARCHITECTURES = ("aarch64", "arm64")
 
@@ -376,11 +377,15 @@ def container_spec(
     token_file="",
     bundle_dir="",
     api_key_file="",
+    jobs_volume="",
 ):
     """Everything the container is run with; stored as a label so a rollback can recreate it exactly.
 
-    Secrets reach the container only as files mounted read-only (their paths are in the spec, never them)."""
+    Secrets reach the container only as files mounted read-only (their paths are in the spec, never them).
+    `jobs_volume` holds the durable jobs (WHISPERX_JOBS_DIR), so they outlive the container."""
     volumes = [f"{models_volume}:{HF_CACHE}"]
+    if jobs_volume:
+        volumes.append(f"{jobs_volume}:{JOBS_MOUNT}")
     if bundle_dir:
         volumes.append(f"{bundle_dir}:{BUNDLE_MOUNT}:ro")
     if token_file:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     whisperx_port: int = Field(8002, ge=1, le=65535)
     whisperx_host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    whisperx_jobs_dir: Path = Field(Path("/jobs"), description="the job store (the whisperx-jobs volume)")
+    whisperx_jobs_retention_h: float = Field(168.0, gt=0, description="finished jobs are deleted this long after")
+    whisperx_jobs_max_gb: float = Field(50.0, gt=0, description="cap on the job store; the oldest finished go first")
     whisperx_max_speakers: int = Field(8, ge=1, le=64, description="cap on speakers per recording")
     whisperx_window_s: float = Field(600.0, ge=60.0, description="diarization window; bounds memory on long audio")
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from app.api.errors import refuse
 from app.api.queue import QueueFull
 
-ADMITTED_PATHS = frozenset({"/v1/audio/transcriptions", "/v1/audio/transcribe-with-speakers"})
+ADMITTED_PATHS = frozenset({"/v1/audio/transcriptions", "/v1/audio/transcribe-with-speakers", "/v1/audio/jobs"})
 
 
 class Admission:

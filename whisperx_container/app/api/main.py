@@ -14,28 +14,36 @@ from app.api.auth import ApiKey
 from app.api.limits import UploadLimit
 from app.api.metrics import RequestMetrics
 from app.api.routers import health, models, transcriptions
+from app.api.routers import jobs as jobs_router
 from app.api.service import Service, remove_leftovers
 from app.config import Settings
 from app.inference.loader import ModelLoader, prepare_environment
+from app.jobs.runner import JobRunner
 
 
 def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
     prepare_environment(settings)
     service = Service(settings)
 
+    jobs = JobRunner(settings, service.state, service.queue)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         remove_leftovers()  # a killed process's request files (a restart keeps the writable layer)
         if load_models:
             ModelLoader(settings, service.state).start()
+        await jobs.start()  # jobs a stopped service left queued or running, taken up again
         yield
+        await jobs.stop()
 
     app = FastAPI(title="whisperx-asr", version=__version__, lifespan=lifespan)
     app.state.service = service
+    app.state.jobs = jobs
     errors.install(app)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
+    app.include_router(jobs_router.router)
 
     # Outermost first when a request arrives: metrics (counting refusals too), the API key, admission
     # (readiness, a queue place), the upload limit; each refusal before a byte of the body is stored.

@@ -46,7 +46,8 @@ class RequestMetrics:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/v1/audio/"):
             return await self.app(scope, receive, send)
-        endpoint = self.endpoints.get(scope["path"], "other")
+        path = scope["path"]
+        endpoint = self.endpoints.get(path) or ("jobs" if path.startswith("/v1/audio/jobs") else "other")
         status = 500
 
         async def counted(message):

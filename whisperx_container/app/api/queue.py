@@ -44,18 +44,20 @@ class InferenceQueue:
         """Requests waiting for the inference thread, uploads still arriving included."""
         return self.waiting + self.arriving
 
-    def admit(self) -> Ticket:
-        """A place for a request whose upload has not been read yet (QueueFull when there is none)."""
+    def admit(self, force: bool = False) -> Ticket:
+        """A place for a request whose upload has not been read yet (QueueFull when there is none).
+
+        `force` takes one beyond the limit: the jobs a restart finds queued or running were admitted before."""
         with self._lock:
-            if self.running + self.queued >= self.limit + 1:  # one running, `limit` waiting behind it
+            if not force and self.running + self.queued >= self.limit + 1:  # one running, `limit` waiting behind
                 raise QueueFull(self.retry_after())
             self.arriving += 1
             self._publish()
         return Ticket(self)
 
-    def reserve(self) -> Slot:
+    def reserve(self, force: bool = False) -> Slot:
         """A slot for a request that was not admitted in advance (QueueFull when there is none)."""
-        return self.admit().reserve()
+        return self.admit(force).reserve()
 
     def _publish(self) -> None:
         self.metrics.queue_running.set(self.running)

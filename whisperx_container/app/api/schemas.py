@@ -123,3 +123,39 @@ class TranscriptionDiarized(BaseModel):
     segments: list[TranscriptionDiarizedSegment]
     model: str
     usage: DurationUsage
+
+
+class JobProgress(BaseModel):
+    windows_done: int
+    windows_total: int
+    audio_s_done: float
+    fraction: float
+    eta_s: int | None
+
+
+class JobError(BaseModel):
+    message: str
+    type: str
+    code: str
+
+
+class JobObject(BaseModel):
+    """A transcription job (CONTRACT section 1, "Jobs"); times are Unix seconds."""
+
+    id: str
+    object: Literal["transcription.job"] = "transcription.job"
+    status: Literal["queued", "running", "completed", "failed", "canceled"]
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+    filename: str
+    duration: float | None
+    response_format: str
+    progress: JobProgress
+    error: JobError | None
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobObject]
+    has_more: bool

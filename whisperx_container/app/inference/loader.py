@@ -107,6 +107,8 @@ class ModelLoader:
             self.state.error = message
             self.state.status = "error"
             log.error("model loading failed: %s", message)
+        finally:
+            self.state.settled.set()
 
     def load(self) -> None:
         import torch

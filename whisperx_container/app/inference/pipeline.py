@@ -8,14 +8,18 @@ at most one window ahead, so memory is bounded by the window size whatever the r
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from whisperx.diarize import assign_word_speakers
@@ -24,7 +28,7 @@ from app.inference.asr import WhisperTranscriber
 from app.inference.audio import PcmAudio
 from app.inference.diarize import SAMPLE_RATE, diarize_window, speech_chunks
 from app.inference.transcript import Transcript
-from app.inference.windows import SpeakerLinker, cut_windows
+from app.inference.windows import SpeakerLinker, WindowSpeakers, cut_windows
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,49 @@ class Cancelled(Exception):
     """The run was stopped between windows (Options.cancel)."""
 
 
+@dataclass
+class WindowResult:
+    """One finished window: what a job's checkpoint holds and what a resumed run starts from.
+
+    `segments` are as Whisper found them (absolute times, no speakers yet); `speakers` is the window's
+    diarization (None without speech or diarization). Replaying the results of windows 0..k into a new
+    run leaves it exactly where the first run was after window k.
+    """
+
+    index: int
+    start: float
+    end: float
+    segments: list[dict]
+    speakers: WindowSpeakers | None
+    language: str | None
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index,
+            "start": self.start,
+            "end": self.end,
+            "segments": self.segments,
+            "speakers": self.speakers.to_json() if self.speakers else None,
+            "language": self.language,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> WindowResult:
+        speakers = data.get("speakers")
+        return cls(
+            index=int(data["index"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            segments=list(data["segments"]),
+            speakers=WindowSpeakers.from_json(speakers) if speakers else None,
+            language=data.get("language"),
+        )
+
+
+# Called once a window is finished: its result, and its segments with the speakers known so far.
+WindowDone = Callable[[WindowResult, list[dict]], None]
+
+
 class SpeechPipeline:
     def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
                  window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65):  # fmt: skip
@@ -80,15 +127,39 @@ class SpeechPipeline:
         self.aligner = aligner  # app.inference.align.Wav2Vec2Aligner or None: word times from Whisper
         self.link_threshold = link_threshold
 
-    def run(self, audio: PcmAudio, options: Options, timings: StageTimer) -> Transcript:
-        windows = cut_windows(audio, self.window_s)
+    def windows(self, audio: PcmAudio) -> list[tuple[float, float]]:
+        return cut_windows(audio, self.window_s)
+
+    def run(
+        self,
+        audio: PcmAudio,
+        options: Options,
+        timings: StageTimer,
+        *,
+        windows: list[tuple[float, float]] | None = None,
+        done: Sequence[WindowResult] = (),
+        on_window: WindowDone | None = None,
+    ) -> Transcript:
+        """The transcript of `audio`. `done` are the results of its first windows from an earlier run (a job
+        resumed after a restart): they are replayed, not computed again. `on_window` hears of each window
+        this run finishes."""
+        windows = windows or self.windows(audio)
         single = len(windows) == 1
-        log.info("%.1f s of audio in %d diarization window(s)", audio.duration, len(windows))
+        log.info("%.1f s of audio in %d diarization window(s), %d done before", audio.duration, len(windows), len(done))
         cap = min(options.max_speakers or self.max_speakers, self.max_speakers)
         if options.num_speakers:
             cap = max(cap, options.num_speakers)
         linker = SpeakerLinker(threshold=self.link_threshold, max_speakers=cap)
+        segments: list[dict] = []
+        language = options.language or self.transcriber.fixed_language
+        for result in done:
+            if result.speakers is not None:
+                linker.add(result.speakers)
+            segments.extend(result.segments)
+            language = language or result.language
         handoff: queue.Queue = queue.Queue(maxsize=1)
+        diarized: dict[int, WindowSpeakers | None] = {}
+        ready = threading.Condition()
         stop = threading.Event()
         failure: list[BaseException] = []
 
@@ -104,59 +175,80 @@ class SpeechPipeline:
 
         def front() -> None:
             try:
-                for start, end in windows:
+                for index in range(len(done), len(windows)):
+                    start, end = windows[index]
                     if options.cancelled():
                         raise Cancelled
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     with timings.stage("vad"):
                         segmentations = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
                         chunks = speech_chunks(segmentations, self.segmentation.model, start)
-                    put((start, end, chunks))
+                    put((index, start, end, chunks))
+                    speakers = None
                     if options.diarize and chunks:
                         with timings.stage("diarize"):
-                            linker.add(
-                                diarize_window(
-                                    self.diarization, waveform, segmentations, start,
-                                    num_speakers=options.num_speakers if single else None,
-                                    min_speakers=options.min_speakers if single else None,
-                                    max_speakers=cap,
-                                )
+                            speakers = diarize_window(
+                                self.diarization, waveform, segmentations, start,
+                                num_speakers=options.num_speakers if single else None,
+                                min_speakers=options.min_speakers if single else None,
+                                max_speakers=cap,
                             )  # fmt: skip
+                    with ready:
+                        diarized[index] = speakers
+                        ready.notify_all()
                     del waveform, segmentations
             except Cancelled:
                 pass
             except BaseException as exc:  # re-raised in the request's thread
                 failure.append(exc)
             finally:
+                with ready:
+                    ready.notify_all()
                 with suppress(Cancelled):
                     put(None)
 
+        def speakers_of(index: int) -> WindowSpeakers | None:
+            with ready:
+                while index not in diarized:
+                    if failure or stop.is_set():
+                        raise Cancelled
+                    ready.wait(0.2)
+                return diarized.pop(index)
+
         thread = threading.Thread(target=front, name="vad-diarize", daemon=True)
         thread.start()
-        segments: list[dict] = []
-        language = options.language or self.transcriber.fixed_language
         try:
             while (item := handoff.get()) is not None:
                 if options.cancelled():
                     raise Cancelled
-                start, end, chunks = item
-                if not chunks:
-                    continue
-                pieces = [(s, audio.read(s, e)) for s, e in chunks]
-                with timings.stage("transcribe"):
-                    if language is None:
-                        language = self.transcriber.detect_language(pieces[0][1])
-                    aligner = self.aligner.for_language(language) if self.aligner else None
-                    found, word_s = self.transcriber.transcribe(
-                        pieces, language, options.prompt, options.temperature, words=aligner is None
-                    )
-                timings.add("transcribe", -word_s)
-                timings.add("align", word_s)
-                if aligner is not None and found:
-                    with timings.stage("align"):
-                        found = aligner.align(found, audio.read(start, end), start)
+                index, start, end, chunks = item
+                found: list[dict] = []
+                if chunks:
+                    pieces = [(s, audio.read(s, e)) for s, e in chunks]
+                    with timings.stage("transcribe"):
+                        if language is None:
+                            language = self.transcriber.detect_language(pieces[0][1])
+                        aligner = self.aligner.for_language(language) if self.aligner else None
+                        found, word_s = self.transcriber.transcribe(
+                            pieces, language, options.prompt, options.temperature, words=aligner is None
+                        )
+                    timings.add("transcribe", -word_s)
+                    timings.add("align", word_s)
+                    if aligner is not None and found:
+                        with timings.stage("align"):
+                            found = aligner.align(found, audio.read(start, end), start)
+                    del pieces
+                speakers = speakers_of(index)
+                if speakers is not None:
+                    linker.add(speakers)
                 segments.extend(found)
-                del pieces
+                if on_window is not None:
+                    result = WindowResult(index, start, end, plain(found), speakers, language)
+                    so_far = linker.finish() if options.diarize else []
+                    on_window(result, by_speaker(copy.deepcopy(result.segments), so_far) if so_far else result.segments)
+        except Cancelled:
+            if not failure:
+                raise
         finally:
             stop.set()
             thread.join()
@@ -172,6 +264,17 @@ class SpeechPipeline:
         return Transcript.from_segments(
             segments, turns, language=language, duration=audio.duration, model=self.model_name, diarized=options.diarize
         )
+
+
+def plain(value: Any) -> Any:
+    """Segments as plain JSON values (numpy scalars as floats), as a checkpoint stores and a resume reads them."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def by_speaker(segments: list[dict], turns: list[tuple[float, float, str]]) -> list[dict]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -16,3 +17,4 @@ class ServiceState:
     compute_type: str = "auto"
     error: str | None = None
     pipeline: Any = None  # app.inference.pipeline.SpeechPipeline once loaded
+    settled: threading.Event = field(default_factory=threading.Event)  # set once ready or failed to load

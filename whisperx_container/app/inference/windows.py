@@ -42,6 +42,22 @@ class WindowSpeakers:
     centroids: dict[str, np.ndarray]
     durations: dict[str, float]
 
+    def to_json(self) -> dict:
+        """Plain JSON (a job's checkpoint); float32 centroids survive the round trip exactly."""
+        return {
+            "turns": [[start, end, label] for start, end, label in self.turns],
+            "centroids": {label: c.astype(np.float32).tolist() for label, c in self.centroids.items()},
+            "durations": self.durations,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> WindowSpeakers:
+        return cls(
+            turns=[(float(s), float(e), str(label)) for s, e, label in data["turns"]],
+            centroids={label: np.asarray(c, dtype=np.float32) for label, c in data["centroids"].items()},
+            durations={label: float(d) for label, d in data["durations"].items()},
+        )
+
 
 def _unit(v: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v)

@@ -27,7 +27,7 @@ TRANSCRIPTION_RESPONSES = {
 }
 
 
-def _language(value: str | None, service: Service) -> str | None:
+def language_option(value: str | None, service: Service) -> str | None:
     if not value:
         return None
     language = value.strip().lower()
@@ -39,7 +39,7 @@ def _language(value: str | None, service: Service) -> str | None:
     return language
 
 
-def _speakers(num: int | None, low: int | None, high: int | None) -> None:
+def speakers_options(num: int | None, low: int | None, high: int | None) -> None:
     for name, value in (("num_speakers", num), ("min_speakers", low), ("max_speakers", high)):
         if value is not None and not 1 <= value <= MAX_SPEAKERS_PARAM:
             raise bad_request(f"{name} must be between 1 and {MAX_SPEAKERS_PARAM}, got {value}")
@@ -70,7 +70,7 @@ async def transcriptions(
     if stream:
         raise bad_request("streaming is not supported", "unsupported_parameter")
     options = Options(
-        language=_language(language, service),
+        language=language_option(language, service),
         prompt=prompt,
         temperature=temperature,
         diarize=response_format == "diarized_json",
@@ -90,9 +90,9 @@ async def transcribe_with_speakers(
     max_speakers: Annotated[int | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
 ) -> DiarizedTranscript:
-    _speakers(num_speakers, min_speakers, max_speakers)
+    speakers_options(num_speakers, min_speakers, max_speakers)
     options = Options(
-        language=_language(language, service),
+        language=language_option(language, service),
         prompt=prompt,
         diarize=True,
         num_speakers=num_speakers,

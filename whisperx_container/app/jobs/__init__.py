@@ -1,0 +1,1 @@
+"""Durable transcription jobs: the store on disk and the runner that executes and resumes them."""
