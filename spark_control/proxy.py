@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from spark_control.config import Settings
+from spark_control.config import Settings, write_private
 from spark_control.health import whisperx_unready
 from spark_control.services import TRANSCRIBE_PATH
 from spark_control.whisperx import WhisperxMonitor, auth_headers
@@ -37,7 +38,9 @@ from spark_control.whisperx import WhisperxMonitor, auth_headers
 log = logging.getLogger("spark_control.proxy")
 
 CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
-PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after")
+PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after", "cache-control")
+JOBS_PATH = "/v1/audio/jobs"  # WhisperX's job API (CONTRACT section 1, "Jobs")
+Forward = Callable[[Path, int, str], Awaitable[Response]]
 BUSY_RETRY_AFTER_S = 5
 
 
@@ -58,6 +61,7 @@ class AudioProxy:
         self.max_bytes = settings.proxy_max_upload_mb << 20
         self.timeout = httpx.Timeout(connect=5.0, read=settings.proxy_read_timeout_s, write=600.0, pool=30.0)
         self.active = 0  # uploads being spooled or forwarded now (SPARK_CONTROL_PROXY_MAX_CONCURRENT at most)
+        self.job_backends = JobBackends(settings.data_dir / "state" / "audio-jobs.json")
         settings.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in settings.spool_dir.glob("upload-*"):
             leftover.unlink(missing_ok=True)
@@ -68,6 +72,11 @@ class AudioProxy:
         return ("legacy", why_not) if why_not else ("whisperx", None)
 
     async def transcribe(self, request: Request) -> Response:
+        """POST /api/audio/transcribe-with-speakers: WhisperX, or the legacy service in the same shape."""
+        return await self._take_upload(request, self._forward)
+
+    async def _take_upload(self, request: Request, forward: Forward) -> Response:
+        """Check, spool and hand on one multipart upload; `forward` sends the spooled body upstream."""
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
             return openai_error(
@@ -97,7 +106,7 @@ class AudioProxy:
             size = await self._spool(request, spool)
             if size == 0:
                 return openai_error(400, "the request body is empty", "invalid_request_error", "empty_body")
-            return await _unless_client_leaves(request, self._forward(spool, size, content_type))
+            return await _unless_client_leaves(request, forward(spool, size, content_type))
         except UploadTooLarge:
             return self._too_large()
         except ClientDisconnect:
@@ -169,17 +178,81 @@ class AudioProxy:
         return self._relay(response, "legacy", reason)
 
     async def _send(
-        self, base_url: str, spool: Path, size: int, content_type: str, auth: dict[str, str] | None = None
+        self,
+        base_url: str,
+        spool: Path,
+        size: int,
+        content_type: str,
+        auth: dict[str, str] | None = None,
+        path: str = TRANSCRIBE_PATH,
     ) -> httpx.Response:
         """POST the spooled body; the caller's own headers (its Authorization included) never go upstream."""
         request = self.http.build_request(
             "POST",
-            f"{base_url}{TRANSCRIBE_PATH}",
+            f"{base_url}{path}",
             content=_read_chunks(spool),
             headers={"content-type": content_type, "content-length": str(size), **(auth or {})},
             timeout=self.timeout,
         )
         return await self.http.send(request, stream=True)
+
+    # -- the job API (WhisperX only: the legacy service has no jobs) --------------------------------------
+    async def submit_job(self, request: Request) -> Response:
+        """POST /api/audio/jobs: the upload spooled like a transcription's, then sent to WhisperX's job API."""
+        if refusal := await self._jobs_unavailable():
+            return refusal
+        return await self._take_upload(request, self._forward_job)
+
+    async def _forward_job(self, spool: Path, size: int, content_type: str) -> Response:
+        url = self.settings.whisperx_url
+        try:
+            response = await self._send(url, spool, size, content_type, auth_headers(self.settings), JOBS_PATH)
+        except httpx.TransportError as exc:
+            self.whisperx.probe.forget()
+            return self._jobs_down(f"{type(exc).__name__}")
+        if response.status_code == 202:  # the job's id, kept with the backend that holds it
+            body = await response.aread()
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self.job_backends.remember(json.loads(body)["id"], url)
+            return Response(body, 202, media_type="application/json", headers={"X-ASR-Backend": "whisperx"})
+        return self._relay(response, "whisperx", None)
+
+    async def job_request(self, request: Request, method: str, path: str) -> Response:
+        """One read or delete of the job API, streamed back as WhisperX answers it (events included)."""
+        if refusal := await self._jobs_unavailable():
+            return refusal
+        headers = {**auth_headers(self.settings), "accept": request.headers.get("accept", "*/*")}
+        if last := request.headers.get("last-event-id"):
+            headers["last-event-id"] = last
+        job_id = path.strip("/").split("/", 1)[0]
+        upstream = self.http.build_request(
+            method,
+            f"{self.job_backends.backend(job_id, self.settings.whisperx_url)}{JOBS_PATH}{path}",
+            params=request.query_params,
+            headers=headers,
+            timeout=httpx.Timeout(30.0, read=None if path.endswith("/events") else 120.0),
+        )
+        try:
+            response = await self.http.send(upstream, stream=True)
+        except httpx.TransportError as exc:
+            self.whisperx.probe.forget()
+            return self._jobs_down(type(exc).__name__)
+        return self._relay(response, "whisperx", None)
+
+    async def _jobs_unavailable(self) -> Response | None:
+        why = whisperx_unready(await self.whisperx.health())
+        return self._jobs_down(why) if why else None
+
+    @staticmethod
+    def _jobs_down(why: str) -> Response:
+        return openai_error(
+            503,
+            f"transcription jobs need WhisperX, which is not available now ({why}); the legacy service has no jobs: "
+            "install or start WhisperX, or use POST /api/audio/transcribe-with-speakers",
+            "server_error",
+            "backend_unavailable",
+            headers={"Retry-After": "30"},
+        )
 
     @staticmethod
     def _relay(response: httpx.Response, backend: str, reason: str | None) -> Response:
@@ -197,6 +270,30 @@ class AudioProxy:
                     await response.aclose()
 
         return StreamingResponse(body(), status_code=response.status_code, headers=headers)
+
+
+class JobBackends:
+    """Which WhisperX backend holds each job spark-control submitted (DATA_DIR/state/audio-jobs.json).
+
+    A job stays where it was submitted: later reads of it go there, whatever backend new work goes to."""
+
+    KEPT = 1000
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self._where: dict[str, str] = dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            self._where = {}
+
+    def remember(self, job_id: str, backend: str) -> None:
+        self._where[job_id] = backend
+        while len(self._where) > self.KEPT:
+            del self._where[next(iter(self._where))]
+        write_private(self.path, json.dumps(self._where))
+
+    def backend(self, job_id: str, default: str) -> str:
+        return self._where.get(job_id, default)
 
 
 async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:

@@ -272,6 +272,25 @@ def test_the_proxy_sends_speech_to_the_real_whisperx(lab: Lab, audio: Path):
     assert {"task", "text", "language", "duration", "segments", "speakers"} <= set(body)
 
 
+def test_a_job_through_spark_control_streams_its_progress_and_gives_its_result(lab: Lab):
+    """The job API, proxied: the upload streamed to WhisperX, its events passed through, the result rendered."""
+    with lab.long_clip.open("rb") as f:
+        started = lab.client.post("/api/audio/jobs", files={"file": ("long.wav", f, "audio/wav")})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["status"] == "queued" and started.headers["x-asr-backend"] == "whisperx"
+    seen = read_until(lab.client, f"/api/audio/jobs/{job['id']}/events", lambda e: e["event"] == "done")
+    progress = [e["data"]["progress"] for e in seen if e["event"] == "progress"]
+    assert progress and progress[-1]["fraction"] == 1.0
+    assert seen[-1]["data"] == {"status": "completed", "error": None}
+    result = lab.client.get(f"/api/audio/jobs/{job['id']}/result", params={"format": "text"})
+    assert result.status_code == 200 and len(result.text.split()) > 50
+    listed = lab.client.get("/api/audio/jobs").json()
+    assert job["id"] in [j["id"] for j in listed["data"]]
+    assert lab.client.delete(f"/api/audio/jobs/{job['id']}").status_code == 204
+    assert lab.client.get(f"/api/audio/jobs/{job['id']}").status_code == 404
+
+
 def test_deep_checks_run_real_audio_through_each_service(lab: Lab):
     whisperx = lab.post("/api/services/whisperx/deep-check").json()
     parakeet = lab.post("/api/services/parakeet/deep-check").json()
@@ -292,6 +311,8 @@ def test_with_whisperx_stopped_the_proxy_answers_from_legacy_in_the_same_shape(l
     )
     assert response.status_code == 200 and response.headers["x-asr-backend"] == "legacy"
     assert response.json()["text"] == (audio / "sentence.txt").read_text().strip()
+    jobs = lab.client.post("/api/audio/jobs", files={"file": ("s.wav", (audio / "sentence.wav").read_bytes())})
+    assert jobs.status_code == 503 and "the legacy service has no jobs" in jobs.json()["error"]["message"]
     services = {s["name"]: s for s in lab.get("/api/services").json()}
     assert services["whisperx"]["intent"] == "stopped" and services["whisperx"]["watchdog"]["restarts"] == []
 
