@@ -12,6 +12,8 @@
    start, load); the install log is followed here through the same SSE stream the dashboard reads.
 4. The scripted two-speaker dialogue goes through the audio proxy and its diarized transcript is
    printed.
+5. A four-minute meeting (the dialogue six times over, four 60 s windows) is submitted as a job through the
+   dashboard's Transcribe card; its progress is printed from the page as windows finish.
 
 Everything stays up afterwards so the dashboard can be explored; `make demo-down` removes WhisperX
 through spark-control, then spark-control (the role, state absent), the stand-ins and their data.
@@ -27,6 +29,7 @@ import secrets
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 import httpx
@@ -108,6 +111,8 @@ def inventory(host: dict[str, str], **extra: object) -> Path:
             "WHISPERX_MEMORY": os.environ.get("DEMO_MEMORY", "8g"),
             "WHISPERX_BASE_IMAGE": os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
             "WHISPERX_EXTRA_CA_CERTS": " ".join(certs),
+            # Short windows, so the demo's four-minute meeting is a job of several windows.
+            "WHISPERX_ENV": json.dumps({"WHISPERX_WINDOW_S": "60"}),
         },
         **extra,
     }
@@ -181,6 +186,49 @@ def transcribe(url: str) -> None:
         print(f"  {segment['start']:6.1f}-{segment['end']:6.1f}  {segment['speaker']}: {segment['text'].strip()}")
 
 
+def meeting() -> Path:
+    """The dialogue six times over: about four minutes, four windows of 60 s."""
+    with wave.open(str(Path(os.environ["SPARK_FIXTURES_DIR"]) / "dialogue.wav")) as clip:
+        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
+    target = STATE / "meeting.wav"
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * 6)
+    return target
+
+
+def job_through_the_dashboard(url: str, recording: Path) -> bool:
+    """The Transcribe card, as someone on the LAN uses it: the job's progress printed as the page shows it."""
+    say(f"submitting {recording.name} as a job through the dashboard's Transcribe card")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.locator("body[data-ready=true]").wait_for(timeout=30_000)
+        page.set_input_files("#transcribe-file", str(recording))
+        page.click("#transcribe-submit")
+        shown, deadline = "", time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            status = page.locator("#transcribe-status").text_content() or ""
+            line = page.locator("#transcribe-work-text").text_content() or ""
+            error = page.locator("#transcribe-error").text_content() or ""
+            if line and line != shown:
+                say(f"  {line}")
+                shown = line
+            if status.startswith("Done") or error:
+                break
+            page.wait_for_timeout(500)
+        page.screenshot(path=str(STATE / "job-done.png"), full_page=True)
+        address = page.url
+        browser.close()
+    if not status.startswith("Done"):
+        say(f"the job did not finish: {error or status or 'no answer in 30 minutes'}")
+        return False
+    say(status)
+    say(f"the transcript stays at {address} (and under Recent transcripts)")
+    return True
+
+
 def up() -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(REPO / "scripts" / "gpu-host.sh"), "up", HOST_NAME, str(SSH_PORT)], check=True)
@@ -202,6 +250,8 @@ def up() -> int:
             say(f"the install failed; its log is in the dashboard (docker logs {CONTROL} for spark-control's own)")
             return 1
     transcribe(url)
+    if not job_through_the_dashboard(url, meeting()):
+        return 1
     services = httpx.get(f"{url}/api/services", timeout=30).json()
     say("services: " + ", ".join(f"{s['name']} {'healthy' if s['healthy'] else 'unhealthy'}" for s in services))
     say(f"dashboard: {url}  (API token in {token_file}); `make demo-down` removes everything")

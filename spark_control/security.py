@@ -220,12 +220,14 @@ def require_token(request: Request, auth: AuthDep) -> None:
 
 def require_audio(request: Request, auth: AuthDep) -> None:
     """The audio endpoints: open unless SPARK_CONTROL_AUDIO_TOKEN is set; then that token, the API token or
-    a dashboard session (with the CSRF rules of any change). Refused in the OpenAI error shape (401)."""
+    a dashboard session (with the CSRF rules of any change: a read, such as a job's event stream, which an
+    EventSource cannot add a header to, is one another site's page cannot read). Refused in the OpenAI
+    error shape (401)."""
     if not auth.audio_token_required or auth.bearer_may_transcribe(request):
         return
     if auth.how(request) != "cookie":
         raise AudioTokenMissing
-    if why := cross_site(request):
+    if request.method not in SAFE_METHODS and (why := cross_site(request)):
         raise HTTPException(403, f"refused as a possible cross-site request: {why}")
 
 

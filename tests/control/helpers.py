@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,13 @@ def read_until(client: httpx.Client, url: str, stop, headers: dict[str, str] | N
             if stop(got[-1]):
                 break
     return got
+
+
+def repeat_wav(source: Path, target: Path, times: int) -> Path:
+    """`source` `times` over, as one WAV: a long recording from a short clip."""
+    with wave.open(str(source)) as clip:
+        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * times)
+    return target

@@ -29,7 +29,7 @@ from spark_control.main import create_app
 from spark_control.runner.phases import INSTALL_PHASES
 from spark_control.security import SESSION_COOKIE
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, wait_for_job, wait_until
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, repeat_wav, wait_for_job, wait_until
 
 browser_test = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -572,7 +572,8 @@ def test_a_page_on_another_port_cannot_act_with_the_operator_s_cookie(make_setti
 class BusyWhisperx:
     """WhisperX as the proxy sees it when its queue is full: ready, diarizer loaded, and 429 with Retry-After.
 
-    With `busy` off its /health answers 503, so the proxy prefers the legacy service.
+    With `busy` off its /health answers 503, so the proxy prefers the legacy service and the dashboard, with
+    no job API to use, sends the file in one request.
     """
 
     def __init__(self) -> None:
@@ -589,6 +590,11 @@ class BusyWhisperx:
                  "version": "test", "error": None}
             )  # fmt: skip
 
+        @self.app.get("/v1/audio/jobs")
+        def jobs() -> Response:
+            return JSONResponse({"object": "list", "data": [], "has_more": False})
+
+        @self.app.post("/v1/audio/jobs")
         @self.app.post("/v1/audio/transcribe-with-speakers")
         def transcribe() -> Response:
             error = {"message": "the queue is full (4 waiting)", "type": "rate_limit_error", "code": "queue_full"}
@@ -615,6 +621,7 @@ def test_transcribe_shows_the_backend_the_speakers_and_the_errors(
     expect(page.page.locator("#transcript-segments")).to_contain_text((audio / "sentence.txt").read_text().strip())
     expect(page.page.locator("#transcript-segments .seg-time").first).to_contain_text("0:00.0 \u2013 0:0")
     expect(page.page.locator("#transcribe-status")).to_contain_text("1 segment, 1 speaker.")
+    expect(page.page.locator("#recent-empty")).to_contain_text("WhisperX, which is not available now")
 
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
@@ -677,6 +684,49 @@ def gpu_host() -> Iterator[dict[str, str]]:
     subprocess.run([script, "down", GPU_HOST], check=False)
 
 
+WORK = "#transcribe-work"
+
+
+def follow_a_long_job_through_a_reload(page: Dashboard, meeting: Path) -> None:
+    """A four-window job: the bar moves, segments come as windows finish, a reload comes back to the job."""
+    from playwright.sync_api import expect
+
+    page.page.set_input_files("#transcribe-file", str(meeting))
+    page.page.click("#transcribe-submit")
+    expect(page.page.locator("#transcribe-work-text")).to_contain_text("1 of 4 windows done", timeout=300_000)
+    first = page.page.locator(WORK).evaluate("bar => bar.value")
+    assert 0 < first < 1
+    assert page.page.locator("#transcript-segments li").count() > 0, "the first window's segments are shown"
+    assert re.search(r"[?&]job=job_[0-9a-f]{16}\b", page.page.url), page.page.url
+    page.shot("transcribe-job.png", locator=page.page.locator("#transcribe-card"))
+
+    page.page.reload()  # the same address: the page comes back to the job it names
+    expect(page.page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.page.locator("#transcribe-work-row")).to_be_visible()
+    expect(page.page.locator("#transcribe-cancel")).to_be_visible()
+    page.page.wait_for_function(f"() => document.querySelector('{WORK}').value > {first}", timeout=300_000)
+    expect(page.page.locator("#transcribe-status")).to_contain_text("Done: meeting.wav", timeout=600_000)
+    expect(page.page.locator("#transcript-backend")).to_have_text("Backend: WhisperX")
+    expect(page.page.locator("#transcript-speakers li")).to_have_count(2)
+    expect(page.page.locator("#transcribe-progress")).to_be_hidden()
+
+    recent = page.page.locator("#recent-list li").first
+    expect(recent).to_contain_text("meeting.wav")
+    expect(recent).to_contain_text("2 speakers")
+    expect(recent).to_contain_text("completed")
+    with page.page.expect_download() as download:
+        page.page.click('#transcript-actions [data-format="srt"]')
+    srt = Path(download.value.path()).read_text()
+    assert download.value.suggested_filename == "meeting.srt"
+    assert srt.startswith("1\n00:00:") and " --> " in srt and "warehouse" in srt
+
+    recent.get_by_role("button", name="Delete").click()
+    page.page.click("#confirm-ok")
+    expect(page.page.locator("#recent-list li")).to_have_count(1)  # the first, short one is left
+    expect(page.page.locator("#transcript")).to_be_hidden()
+    assert "job=" not in page.page.url
+
+
 @pytest.mark.integration
 @browser_test
 def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
@@ -701,6 +751,7 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
         whisperx_gpus="",
         whisperx_memory="4g",
         whisperx_extra_ca_certs=extra_certs,
+        whisperx_env={"WHISPERX_WINDOW_S": "60"},  # the long recording below is four windows
         legacy_asr_url=spark2["parakeet"].url,
         magpie_url=spark2["magpie"].url,
         api_token=API_TOKEN,
@@ -736,6 +787,9 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     classes = page.page.locator("#transcript-segments li").evaluate_all("items => items.map(i => i.className)")
     assert {"spk-0", "spk-1"} <= set(classes), "segments coloured by two speakers"
     expect(page.page.locator("#transcript-segments")).to_contain_text("warehouse")
+    expect(page.page.locator("#recent-list li")).to_have_count(1)
+
+    follow_a_long_job_through_a_reload(page, repeat_wav(audio / "dialogue.wav", tmp_path / "meeting.wav", 6))
 
     whisperx = page.row("whisperx")
     whisperx.get_by_role("button", name="Deep check WhisperX").click()

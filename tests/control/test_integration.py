@@ -15,7 +15,6 @@ import logging
 import os
 import stat
 import subprocess
-import wave
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from spark_control.config import Settings
 from spark_control.main import create_app
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
 from spark_control.whisperx import api_key_path
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, wait_until
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, repeat_wav, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -160,14 +159,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
     for name in (PARAKEET, MAGPIE, WHISPERX):
         docker("rm", "-f", name, check=False)
     subprocess.run([REPO / "scripts" / "gpu-host.sh", "down", GPU_HOST], check=False)
-
-
-def repeat_wav(source: Path, target: Path, times: int) -> None:
-    with wave.open(str(source)) as clip:
-        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-    with wave.open(str(target), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * times)
 
 
 def transcribe(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.inference.transcript import Transcript
 
@@ -151,6 +151,7 @@ class JobObject(BaseModel):
     filename: str
     duration: float | None
     response_format: str
+    speakers: int | None = Field(None, description="how many speakers the transcript names, once completed")
     progress: JobProgress
     error: JobError | None
 

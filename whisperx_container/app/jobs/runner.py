@@ -216,7 +216,7 @@ class JobRunner:
             "timings": {name: round(s, 3) for name, s in timings.items()},
             "windows_run": len(job.windows) - len(done),
         })  # fmt: skip
-        job.audio_s_done, job.eta_s = audio.duration, 0
+        job.audio_s_done, job.eta_s, job.speakers = audio.duration, 0, len(transcript.speakers)
         self._finish_threadsafe(job, "completed")
 
     def _audio(self, job: Job) -> PcmAudio:

@@ -72,6 +72,7 @@ class Job:
     windows_done: int = 0
     audio_s_done: float = 0.0
     eta_s: int | None = None
+    speakers: int | None = None  # how many were found, once completed
     error: dict[str, str] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     response_format: str = "json"
@@ -91,6 +92,7 @@ class Job:
             "filename": self.filename,
             "duration": self.duration,
             "response_format": self.response_format,
+            "speakers": self.speakers,
             "progress": {
                 "windows_done": self.windows_done,
                 "windows_total": total,
