@@ -33,7 +33,7 @@ const dialog = new ProgressDialog({
 });
 whisperx = new WhisperxPanel(dialog, { notice, onChange: () => services.refresh() });
 services = new ServicesTable({ notice, onChange: (name) => name === "whisperx" && whisperx.refresh() });
-new TranscribePanel();
+const transcribe = new TranscribePanel();
 
 $("#login-button").addEventListener("click", () => signIn().then(refreshAll, ignoreCanceled));
 $("#logout-button").addEventListener("click", () => signOut());
@@ -59,7 +59,7 @@ async function showPlan() {
 
 async function refreshAll() {
   await showPlan();
-  return Promise.all([whisperx.refresh(), services.refresh()]);
+  return Promise.all([whisperx.refresh(), services.refresh(), transcribe.recent.refresh()]);
 }
 
 async function fetchVersion() {
@@ -93,6 +93,7 @@ async function start() {
   document.body.dataset.ready = "true"; // for tests and screenshots: the first render is done
   poll(() => whisperx.refresh(), STATUS_POLL_MS);
   poll(() => services.refresh(), SERVICES_POLL_MS);
+  poll(() => transcribe.recent.refresh(), SERVICES_POLL_MS); // jobs others submitted, and their states
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") refreshAll();
   });

@@ -41,7 +41,6 @@ export class TranscribePanel {
   /** The job named in the address (a reload, a reopened tab): followed again, or shown when finished. */
   async resume() {
     const id = new URLSearchParams(window.location.search).get("job");
-    const listed = this.recent.refresh();
     if (!id) return;
     try {
       await this.open(await api(jobUrl(id)));
@@ -50,7 +49,6 @@ export class TranscribePanel {
       const gone = error instanceof ApiError && error.status === 404;
       this.fail(gone ? "The transcript in this page's address is gone (deleted, or past its retention)." : `The transcript in this page's address is unavailable: ${error.message}`);
     }
-    await listed;
   }
 
   async submit() {

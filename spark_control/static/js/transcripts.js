@@ -22,6 +22,7 @@ export class RecentTranscripts {
     this.onOpen = onOpen;
     this.onDelete = onDelete;
     this.list = $("#recent-list");
+    this.drawn = null; // the list as last drawn (JSON), so a poll that changes nothing redraws nothing
     $("#recent-refresh").addEventListener("click", () => this.refresh());
   }
 
@@ -33,6 +34,7 @@ export class RecentTranscripts {
     } catch (error) {
       const unavailable = error instanceof ApiError && error.status === 503;
       this.list.replaceChildren();
+      this.drawn = null;
       this.say(
         unavailable
           ? "Transcripts are kept as jobs on WhisperX, which is not available now: files are transcribed in one request instead."
@@ -41,7 +43,9 @@ export class RecentTranscripts {
       return !unavailable;
     }
     const jobs = page?.data ?? [];
-    this.list.replaceChildren(...jobs.map((job) => this.item(job)));
+    const drawn = JSON.stringify(jobs);
+    if (drawn !== this.drawn) this.list.replaceChildren(...jobs.map((job) => this.item(job))); // an open menu stays open
+    this.drawn = drawn;
     this.say(jobs.length ? "" : "No transcripts yet: the files you transcribe here are kept for a week.");
     return true;
   }

@@ -27,7 +27,13 @@ from app.api.service import Service, get_service
 from app.jobs.runner import JobRunner
 
 router = APIRouter(prefix="/v1/audio/jobs", tags=["jobs"])
-Runner = Annotated[JobRunner, Depends(lambda request: request.app.state.jobs)]
+
+
+def get_runner(request: Request) -> JobRunner:
+    return request.app.state.jobs
+
+
+Runner = Annotated[JobRunner, Depends(get_runner)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
