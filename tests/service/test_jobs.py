@@ -91,6 +91,8 @@ def events(service: Container, job_id: str, last_id: int | None = None, stop=Non
         connect_sse(client, "GET", url, headers=headers) as source,
     ):
         for sse in source.iter_sse():
+            if not sse.data:  # a keep-alive comment after an id: httpx-sse dispatches it, a browser does not
+                continue
             event = {"id": int(sse.id), "event": sse.event, "data": json.loads(sse.data)}
             got.append(event)
             if sse.event == "done" or (stop and stop(event)):
