@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from scripts.bench import jobs
 from scripts.bench.recordings import PAUSE_S, dialogue_lines, mix, reference_blocks
 from scripts.bench.scoring import der, hypothesis_turns, rttm_turns, stm_lines, wer, word_speaker_accuracy
 
@@ -41,6 +42,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spark-
 GOAL_WALL_RATIO = 0.6
 GOAL_PEAK_RATIO = 1.5
 GOAL_HTTP_OVERHEAD = 0.03
+GOAL_CHECKPOINT = 0.02
+GOAL_RESUME = 0.30
 
 
 def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -65,6 +68,10 @@ class Service:
             "-e", "WHISPER_MODEL=tiny.en", "-e", "WHISPERX_MODEL_BUNDLE=/models", "-e", "PYTHONPATH=/srv",
             *extra, image,
         )  # fmt: skip
+        self.ready()
+
+    def ready(self) -> None:
+        """Wait until /health says ready (the host port and the PID are new after every start)."""
         port = docker("port", self.name, "8002/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
         self.pid = int(docker("inspect", "--format", "{{.State.Pid}}", self.name).stdout)
@@ -79,6 +86,14 @@ class Service:
             logs = docker("logs", self.name, check=False).stderr[-2000:]
             self.remove()
             raise SystemExit(f"service did not become ready: {logs}")
+
+    def restart(self) -> float:
+        """`docker kill`, then `docker start` (the container's files and job store stay): seconds until ready."""
+        docker("kill", self.name)
+        began = time.perf_counter()
+        docker("start", self.name)
+        self.ready()
+        return time.perf_counter() - began
 
     def status(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -358,6 +373,8 @@ def report(results: dict, out: Path) -> None:
         f" interleaved runs) | HTTP {h['http_s']:.2f} s vs in-process {h['inprocess_s']:.2f} s ="
         f" {h['overhead']:+.1%} | {verdict(h['overhead'] <= GOAL_HTTP_OVERHEAD)} (see notes) |"
     )
+    if results.get("jobs"):
+        lines += jobs_section(results["jobs"])
     lines += [
         "",
         "## Accuracy",
@@ -373,6 +390,50 @@ def report(results: dict, out: Path) -> None:
         lines.append(f"| {q['file']} | {q['wer']:.1%} | {q['der']:.1%} | {q['speakers']} / {q['reference_speakers']} |")
     lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     out.write_text("\n".join(lines) + "\n")
+
+
+def jobs_section(j: dict) -> list[str]:
+    m, r, o = j["machine"], j["resume"], j["overhead"]
+    full = j["job"]["wall_s"]
+    lines = [
+        "",
+        "## Jobs",
+        "",
+        f"Measured {j['date']} on {m['cpus']} CPU cores ({m['cpu']}), {m['memory_gb']} GB RAM, Docker"
+        f" {m['docker']}, one container with the default settings (its job store in the container's own"
+        f" files, which `docker kill` and `docker start` keep). The {j['minutes']:g}-minute mix as a"
+        f" synchronous request, then as a job (`POST /v1/audio/jobs`, timed from the first byte of the upload"
+        f" to its `done` event; {j['job']['windows']} windows), then as a job killed (`docker kill`) at"
+        f" {jobs.KILL_AT:.0%} of that job's wall time, started again and followed to `done`"
+        f" (`scripts/bench/jobs.py`).",
+        "",
+        "| goal | measured | |",
+        "|---|---|---|",
+        f"| checkpointing costs <= {GOAL_CHECKPOINT:.0%}: job wall against the synchronous request"
+        f" ({j['minutes']:g} min) | {full:.1f} s vs {j['sync']['wall_s']:.1f} s = {j['checkpoint_cost']:+.1%} |"
+        f" {verdict(j['checkpoint_cost'] <= GOAL_CHECKPOINT)} |",
+        f"| the same transcript as the synchronous request | {'same text' if j['job_same_text'] else 'differs'} |"
+        f" {verdict(j['job_same_text'])} |",
+        f"| resume after a kill at {jobs.KILL_AT:.0%} <= {GOAL_RESUME:.0%} of the full run plus model loading |"
+        f" killed after {r['killed_after_s']:.0f} s with {r['windows_done_at_kill']} of {r['windows_total']}"
+        f" windows done; restart to done {r['restart_to_done_s']:.1f} s = loading {r['load_s']:.1f} s +"
+        f" {r['work_after_load_s']:.1f} s = {r['share_of_full']:.0%} of {full:.1f} s |"
+        f" {verdict(r['share_of_full'] <= GOAL_RESUME)} |",
+        f"| no finished window redone, the uninterrupted transcript | {r['windows_announced_twice']} windows"
+        f" announced twice, {'same text' if r['same_text'] else 'text differs'} |"
+        f" {verdict(r['windows_announced_twice'] == 0 and r['same_text'])} |",
+        f"| a job's peak RSS equal to the synchronous request's | {j['job']['peak_rss_mb']} MB vs"
+        f" {j['sync']['peak_rss_mb']} MB | {verdict(j['job']['peak_rss_mb'] <= j['sync']['peak_rss_mb'] * 1.05)} |",
+    ]
+    for kind in ("http", "job"):
+        share = o[f"{kind}_overhead"]
+        lines.append(
+            f"| {kind} within {GOAL_HTTP_OVERHEAD:.0%} of in-process ({j['short_minutes']:g} min, fastest of"
+            f" {o['runs']} interleaved runs) | {o['best'][kind]:.2f} s vs {o['best']['inprocess']:.2f} s ="
+            f" {share:+.1%} (all: {kind} {o['all'][kind]} s, in-process {o['all']['inprocess']} s) |"
+            f" {verdict(share <= GOAL_HTTP_OVERHEAD)} |"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------- main
@@ -405,6 +466,8 @@ def main() -> int:
     parser.add_argument("--baseline-minutes", type=float, nargs="*", default=[1, 5, 30, 90])
     parser.add_argument("--http-minutes", type=float, default=5)
     parser.add_argument("--http-runs", type=int, default=3)
+    parser.add_argument("--jobs-minutes", type=float, default=30, help="the recording the job runs use")
+    parser.add_argument("--only-jobs", action="store_true", help="re-measure the Jobs section into service.json")
     parser.add_argument("--image", default=os.environ.get("SERVICE_IMAGE", "spark-inference/whisperx-asr:cpu"))
     parser.add_argument("--bundle", type=Path, default=Path(os.environ.get("SPARK_MODELS_DIR", CACHE / "models")))
     parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get("SPARK_FIXTURES_DIR", CACHE / "fixtures")))
@@ -451,11 +514,22 @@ def main() -> int:
     sample_turns = rttm_turns(sample_dir / "sample.rttm")
     sample_text = " ".join(text for *_, text in stm_lines(sample_dir / "sample.stm"))
     blocks = reference_blocks(args.fixtures, sample_dir)
-    lengths = sorted(set(args.minutes) | {args.http_minutes})
+    lengths = sorted(set(args.minutes) | {args.http_minutes, args.jobs_minutes})
     if args.variant:
         compare(args, mix(args.minutes[0], blocks, args.work))
         return 0
     recordings = {m: mix(m, blocks, args.work) for m in lengths}
+    if args.only_jobs:
+        results = json.loads((args.out / "service.json").read_text())
+        service = Service(args.image, args.bundle, args.work)
+        try:
+            results["jobs"] = measure_jobs(args, service, recordings)
+        finally:
+            service.remove()
+        results["notes"] = notes(results) + args.note
+        (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
+        report(results, args.out / "service.md")
+        return 0
     if args.only_http:
         results = json.loads((args.out / "service.json").read_text())
         service = Service(args.image, args.bundle, args.work)
@@ -519,6 +593,7 @@ def main() -> int:
 
         results["http"] = http_overhead(service, recordings[args.http_minutes], args.http_minutes, args.http_runs)
         print(f"http vs in-process: {results['http']}", flush=True)
+        results["jobs"] = measure_jobs(args, service, recordings)
     finally:
         service.remove()
 
@@ -553,6 +628,15 @@ def main() -> int:
     report(results, args.out / "service.md")
     print(f"wrote {args.out / 'service.md'}")
     return 0
+
+
+def measure_jobs(args, service: Service, recordings: dict) -> dict:
+    out = jobs.benchmark(
+        service, recordings[args.jobs_minutes]["path"], recordings[args.http_minutes]["path"], args.http_runs
+    )
+    out.update(minutes=args.jobs_minutes, short_minutes=args.http_minutes, machine=machine(),
+               date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
+    return out
 
 
 def notes(results: dict) -> list[str]:

@@ -698,6 +698,9 @@ def follow_a_long_job_through_a_reload(page: Dashboard, meeting: Path) -> None:
     assert 0 < first < 1
     assert page.page.locator("#transcript-segments li").count() > 0, "the first window's segments are shown"
     assert re.search(r"[?&]job=job_[0-9a-f]{16}\b", page.page.url), page.page.url
+    listed = page.page.locator("#recent-list li").first
+    expect(listed).to_contain_text("meeting.wav")
+    expect(listed).to_contain_text(re.compile(r"running · [1-9]\d? %"))  # the list follows the job too
     page.shot("transcribe-job.png", locator=page.page.locator("#transcribe-card"))
 
     page.page.reload()  # the same address: the page comes back to the job it names
@@ -794,6 +797,10 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     whisperx = page.row("whisperx")
     whisperx.get_by_role("button", name="Deep check WhisperX").click()
     expect(whisperx.locator(".feedback")).to_contain_text("Deep check passed", timeout=120_000)
+    page.page.locator("#recent-list li").first.get_by_role("button", name="Open").click()  # the dialogue again
+    expect(page.page.locator("#transcript")).to_be_visible()
+    expect(page.page.locator("#transcript-segments")).to_contain_text("warehouse")
+    expect(page.page.locator("#transcript-speakers li")).to_have_count(2)
     page.shot("dashboard-installed.png", full_page=True)
     page.shot("transcript-speakers.png", locator=page.page.locator("#transcribe-card"))
 

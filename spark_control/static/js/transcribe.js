@@ -200,8 +200,10 @@ export class TranscribePanel {
         this.progress(watch, "running");
         this.view.append(data.segments ?? []);
         if (watch.duration == null) this.learnDuration(watch);
+        this.recent.refresh(); // the list shows this job's share done too
       } else if (type === "status") {
         this.progress(watch, data.status);
+        this.recent.refresh();
       } else {
         source.close();
         this.watching = null;
