@@ -118,6 +118,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
     run_standin(PARAKEET, "parakeet", clips)
     run_standin(MAGPIE, "magpie", clips)
     docker("rm", "-f", WHISPERX, check=False)
+    docker("volume", "rm", "-f", "whisperx-jobs", check=False)  # the role's job volume: no earlier run's jobs
 
     extra_certs = [
         p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
