@@ -19,7 +19,8 @@ description:
     can keep reclaiming and re-reading the process's file-backed pages instead, and the service stays
     alive without answering. When the engine's stats show the container pinned at its cap (usage at
     the cap, or the cap's fail count rising) for O(starved_after) seconds in which C(/health) never
-    answered, the wait fails with reason V(memory_starved) instead of waiting for the timeout.
+    answered, the wait fails with reason V(memory_starved) instead of waiting for the timeout. Where the
+    engine reports no memory stats at all, the container's own cgroup files are read through an exec.
   - With O(wait=false) it probes once and reports the state without failing, for status reports.
   - Never changes anything, so it runs unchanged in check mode.
 author:
@@ -273,10 +274,42 @@ def memory_stats(client, state):
         return None
     memory = (stats or {}).get("memory_stats") or {}
     if not memory.get("usage"):
-        return None
+        return cgroup_memory(client, state)
     # The engine reports the host's memory as the limit when the cgroup has none; the cap is the container's.
     limit = min(memory.get("limit") or state["memory"], state["memory"])
     return {"usage": memory["usage"], "limit": limit, "failcnt": memory.get("failcnt")}
+
+
+# The container's own cgroup as it sees it: v1 (usage, limit, failcnt), else v2 (usage, limit or "max").
+CGROUP_READ = (
+    "cd /sys/fs/cgroup/memory 2>/dev/null && cat memory.usage_in_bytes memory.limit_in_bytes memory.failcnt"
+    " || cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.max"
+)
+
+
+def cgroup_memory(client, state):
+    """Some engines report no memory stats at all (`docker stats` says 0B / 0B, seen on cgroup v1 hosts
+    whose runtime cannot read them): read the container's cgroup files from inside it, by an exec."""
+    try:
+        created = client.post_json_to_json(
+            "/containers/{0}/exec", state["id"], data={"Cmd": ["sh", "-c", CGROUP_READ], "AttachStdout": True}
+        )
+        stdout, _ = client.post_json_to_stream(
+            "/exec/{0}/start", created["Id"], data={"Detach": False, "Tty": False}, stream=False, tty=False, demux=True
+        )
+    except (DockerException, RequestException):
+        return None
+    return parse_cgroup_memory(to_text(stdout or b""), state["memory"])
+
+
+def parse_cgroup_memory(text, cap):
+    """`usage limit [failcnt]` as CGROUP_READ prints them -> memory_stats' shape, or None."""
+    fields = text.split()
+    if len(fields) < 2 or not fields[0].isdigit() or not int(fields[0]):
+        return None
+    limit = int(fields[1]) if fields[1].isdigit() else cap  # v2 says "max" when unlimited
+    failcnt = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    return {"usage": int(fields[0]), "limit": min(limit, cap), "failcnt": failcnt}
 
 
 # Memory within NEAR_SHARE of the cap counts as pinned at it; below ROOMY_SHARE, clearly not. In between

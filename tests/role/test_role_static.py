@@ -223,6 +223,16 @@ def test_an_oom_kill_names_the_memory_cap_it_exceeded(health):
     assert health.memory_size(40 * 2**30) == "40 GiB" and health.memory_size(3 * 2**29) == "1.5 GiB"
 
 
+def test_cgroup_files_read_from_inside_stand_in_for_missing_engine_stats(health):
+    cap = 256 * 2**20
+    v1 = health.parse_cgroup_memory(f"{cap - 4096}\n{cap}\n17\n", cap)
+    assert v1 == {"usage": cap - 4096, "limit": cap, "failcnt": 17}
+    assert health.parse_cgroup_memory(f"{2**20}\nmax\n", cap) == {"usage": 2**20, "limit": cap, "failcnt": None}
+    assert health.parse_cgroup_memory(f"{2**20}\n{2**40}\n", cap)["limit"] == cap, "the container's cap, not the host's"
+    for nothing in ("", "cat: memory.current: No such file or directory", "0\n0\n"):
+        assert health.parse_cgroup_memory(nothing, cap) is None, nothing
+
+
 def test_a_container_pinned_at_its_cap_and_silent_is_starved_only_after_the_grace(health):
     watch = health.StarvationWatch(60)
     cap = 256 * 2**20
