@@ -142,6 +142,15 @@ def overhead(service, path: Path, runs: int) -> dict:
     }
 
 
+def resume_only(service, path: Path) -> dict:
+    """An uninterrupted job, then the same job killed at KILL_AT and resumed (another window size)."""
+    job = run_job(service, path)
+    print(f"jobs: job {job['wall_s']} s, {job['windows']} windows", flush=True)
+    resume = killed_and_resumed(service, path, job["wall_s"], job["text"])
+    print(f"jobs: killed and resumed {resume}", flush=True)
+    return {"job": {k: v for k, v in job.items() if k != "text"}, "resume": resume}
+
+
 def benchmark(service, long_path: Path, short_path: Path, runs: int) -> dict:
     """Everything the report's "Jobs" section shows, on one container."""
     sync = run_sync(service, long_path)
