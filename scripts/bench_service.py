@@ -95,6 +95,11 @@ class Service:
         self.ready()
         return time.perf_counter() - began
 
+    def cpu_s(self) -> float:
+        """User + system seconds the service process has used, all its threads."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def status(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -446,6 +451,14 @@ def jobs_section(j: dict) -> list[str]:
             f" {share:+.1%} (all: {kind} {o['all'][kind]} s, in-process {o['all']['inprocess']} s) |"
             f" {verdict(share <= GOAL_HTTP_OVERHEAD)} |"
         )
+        if "cpu_best" in o:
+            cpu_share = o[f"{kind}_cpu_overhead"]
+            lines.append(
+                f"| {kind} CPU seconds within {GOAL_HTTP_OVERHEAD:.0%} of in-process (least of {o['runs']}) |"
+                f" {o['cpu_best'][kind]:.1f} s vs {o['cpu_best']['inprocess']:.1f} s = {cpu_share:+.1%} (all:"
+                f" {kind} {o['cpu_all'][kind]} s, in-process {o['cpu_all']['inprocess']} s) |"
+                f" {verdict(cpu_share <= GOAL_HTTP_OVERHEAD)} |"
+            )
     lines += [
         "",
         "A kill loses the window that was running (its checkpoint is written when it finishes), and the"
