@@ -128,17 +128,22 @@ def killed_and_resumed(service, path: Path, full_wall_s: float, uninterrupted_te
 def overhead(service, path: Path, runs: int) -> dict:
     """The 5-minute file through HTTP, as a job and in-process, interleaved: the fastest of each kind.
 
-    Wall seconds, and CPU seconds (user + system, every thread of the process), which the machine's
-    other load disturbs far less. The in-process script runs twice in its fresh process and the second,
-    warm run counts, as the service's requests run in a process that has served before.
+    Wall seconds, CPU seconds (user + system, every thread of the process) and peak RSS. The peaks of
+    these interleaved runs are the fair comparison of the two paths' memory: a process's first long
+    request peaks lower than every later one (the allocator keeps what it grew), whatever its kind.
+    The in-process script runs twice in its fresh process and the second, warm run counts, as the
+    service's requests run in a process that has served before.
     """
     kinds = {"http": [], "job": [], "inprocess": []}
     cpu = {"http": [], "job": [], "inprocess": []}
+    peaks = {"http": [], "job": []}
     for _ in range(runs):
         for kind, run in (("http", run_sync), ("job", run_job)):
             began = service.cpu_s()
-            kinds[kind].append(run(service, path)["wall_s"])
+            done = run(service, path)
+            kinds[kind].append(done["wall_s"])
             cpu[kind].append(round(service.cpu_s() - began, 2))
+            peaks[kind].append(done["peak_rss_mb"])
         warm = service.inprocess(f"/data/{path.name}", 2)
         kinds["inprocess"].append(warm["wall_s"][-1])
         cpu["inprocess"].append(warm["cpu_s"][-1])
@@ -150,6 +155,7 @@ def overhead(service, path: Path, runs: int) -> dict:
         "best": best,
         "cpu_all": cpu,
         "cpu_best": least,
+        "peak_rss_mb": peaks,
         "http_overhead": best["http"] / best["inprocess"] - 1,
         "job_overhead": best["job"] / best["inprocess"] - 1,
         "http_cpu_overhead": least["http"] / least["inprocess"] - 1,
