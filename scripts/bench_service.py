@@ -397,6 +397,15 @@ def report(results: dict, out: Path) -> None:
     out.write_text("\n".join(lines) + "\n")
 
 
+def resume_cell(r: dict, full_s: float) -> str:
+    """A kill and resume as the Jobs table shows it (r from scripts/bench/jobs.killed_and_resumed)."""
+    return (
+        f"killed after {r['killed_after_s']:.0f} s with {r['windows_done_at_kill']} of {r['windows_total']}"
+        f" windows done; restart to done {r['restart_to_done_s']:.1f} s = loading {r['load_s']:.1f} s +"
+        f" {r['work_after_load_s']:.1f} s = {r['share_of_full']:.0%} of {full_s:.1f} s"
+    )
+
+
 def jobs_section(j: dict) -> list[str]:
     m, r, o = j["machine"], j["resume"], j["overhead"]
     full = j["job"]["wall_s"]
@@ -420,38 +429,23 @@ def jobs_section(j: dict) -> list[str]:
         f"| the same transcript as the synchronous request | {'same text' if j['job_same_text'] else 'differs'} |"
         f" {verdict(j['job_same_text'])} |",
         f"| resume after a kill at {jobs.KILL_AT:.0%} <= {GOAL_RESUME:.0%} of the full run plus model loading |"
-        f" killed after {r['killed_after_s']:.0f} s with {r['windows_done_at_kill']} of {r['windows_total']}"
-        f" windows done; restart to done {r['restart_to_done_s']:.1f} s = loading {r['load_s']:.1f} s +"
-        f" {r['work_after_load_s']:.1f} s = {r['share_of_full']:.0%} of {full:.1f} s |"
-        f" {verdict(r['share_of_full'] <= GOAL_RESUME)} |",
+        f" {resume_cell(r, full)} | {verdict(r['share_of_full'] <= GOAL_RESUME)} |",
         f"| no finished window redone, the uninterrupted transcript | {r['windows_announced_twice']} windows"
         f" announced twice, {'same text' if r['same_text'] else 'text differs'} |"
         f" {verdict(r['windows_announced_twice'] == 0 and r['same_text'])} |",
     ]
-    if f := j.get("fine"):
-        fr, ffull = f["resume"], f["job"]["wall_s"]
-        lines.append(
-            f"| the same resume with `WHISPERX_WINDOW_S={f['window_s']:g}` ({f['job']['windows']} windows) |"
-            f" killed after {fr['killed_after_s']:.0f} s with {fr['windows_done_at_kill']} of"
-            f" {fr['windows_total']} windows done; restart to done {fr['restart_to_done_s']:.1f} s = loading"
-            f" {fr['load_s']:.1f} s + {fr['work_after_load_s']:.1f} s = {fr['share_of_full']:.0%} of"
-            f" {ffull:.1f} s; {fr['windows_announced_twice']} windows announced twice,"
-            f" {'same text' if fr['same_text'] else 'text differs'} |"
-            f" {verdict(fr['share_of_full'] <= GOAL_RESUME and fr['same_text'])} |"
-        )
-    lines += []
-    if peaks := o.get("peak_rss_mb"):
-        lines.append(
-            f"| a job's peak RSS equal to the synchronous request's ({j['short_minutes']:g} min, interleaved) |"
-            f" job {peaks['job']} MB vs synchronous {peaks['http']} MB (the {j['minutes']:g}-minute runs above:"
-            f" job {j['job']['peak_rss_mb']} MB after synchronous {j['sync']['peak_rss_mb']} MB, the first long"
-            f" request of the process) | {verdict(max(peaks['job']) <= max(peaks['http']) * 1.05)} |"
-        )
-    else:
-        lines.append(
-            f"| a job's peak RSS equal to the synchronous request's | {j['job']['peak_rss_mb']} MB vs"
-            f" {j['sync']['peak_rss_mb']} MB | {verdict(j['job']['peak_rss_mb'] <= j['sync']['peak_rss_mb'] * 1.05)} |"
-        )
+    f, peaks = j["fine"], o["peak_rss_mb"]
+    fr = f["resume"]
+    lines += [
+        f"| the same resume with `WHISPERX_WINDOW_S={f['window_s']:g}` ({f['job']['windows']} windows) |"
+        f" {resume_cell(fr, f['job']['wall_s'])}; {fr['windows_announced_twice']} windows announced twice,"
+        f" {'same text' if fr['same_text'] else 'text differs'} |"
+        f" {verdict(fr['share_of_full'] <= GOAL_RESUME and fr['same_text'])} |",
+        f"| a job's peak RSS equal to the synchronous request's ({j['short_minutes']:g} min, interleaved) |"
+        f" job {peaks['job']} MB vs synchronous {peaks['http']} MB (the {j['minutes']:g}-minute runs above:"
+        f" job {j['job']['peak_rss_mb']} MB after synchronous {j['sync']['peak_rss_mb']} MB, the first long"
+        f" request of the process) | {verdict(max(peaks['job']) <= max(peaks['http']) * 1.05)} |",
+    ]
     for kind in ("http", "job"):
         share = o[f"{kind}_overhead"]
         lines.append(
@@ -460,14 +454,13 @@ def jobs_section(j: dict) -> list[str]:
             f" {share:+.1%} (all: {kind} {o['all'][kind]} s, in-process {o['all']['inprocess']} s) |"
             f" {verdict(share <= GOAL_HTTP_OVERHEAD)} |"
         )
-        if "cpu_best" in o:
-            cpu_share = o[f"{kind}_cpu_overhead"]
-            lines.append(
-                f"| {kind} CPU seconds within {GOAL_HTTP_OVERHEAD:.0%} of in-process (least of {o['runs']}) |"
-                f" {o['cpu_best'][kind]:.1f} s vs {o['cpu_best']['inprocess']:.1f} s = {cpu_share:+.1%} (all:"
-                f" {kind} {o['cpu_all'][kind]} s, in-process {o['cpu_all']['inprocess']} s) |"
-                f" {verdict(cpu_share <= GOAL_HTTP_OVERHEAD)} |"
-            )
+        cpu_share = o[f"{kind}_cpu_overhead"]
+        lines.append(
+            f"| {kind} CPU seconds within {GOAL_HTTP_OVERHEAD:.0%} of in-process (least of {o['runs']}) |"
+            f" {o['cpu_best'][kind]:.1f} s vs {o['cpu_best']['inprocess']:.1f} s = {cpu_share:+.1%} (all:"
+            f" {kind} {o['cpu_all'][kind]} s, in-process {o['cpu_all']['inprocess']} s) |"
+            f" {verdict(cpu_share <= GOAL_HTTP_OVERHEAD)} |"
+        )
     lines += [
         "",
         "A kill loses the window that was running (its checkpoint is written when it finishes), and the"
@@ -476,13 +469,8 @@ def jobs_section(j: dict) -> list[str]:
         " the run redoes about a third of it whatever the checkpoints cost; a 90-minute meeting has 9."
         " The second resume row shows the same mechanism with windows short enough (a tenth of the file)"
         " that one window is under the goal's margin; shorter windows also lower the peak memory and"
-        " give more frequent progress, at the price of more cross-window speaker linking"
-        + (
-            f" and, here, {j['fine']['job']['wall_s'] / full - 1:+.0%} in wall time"
-            f" ({j['fine']['job']['wall_s']:.1f} s against {full:.1f} s)."
-            if j.get("fine")
-            else "."
-        ),
+        " give more frequent progress, at the price of more cross-window speaker linking and, here,"
+        f" {f['job']['wall_s'] / full - 1:+.0%} in wall time ({f['job']['wall_s']:.1f} s against {full:.1f} s).",
     ]
     return lines
 
@@ -690,7 +678,9 @@ def measure_jobs(args, service: Service, recordings: dict) -> dict:
     out = jobs.benchmark(service, long, recordings[args.http_minutes]["path"], args.http_runs)
     fine = Service(args.image, args.bundle, args.work, env={"WHISPERX_WINDOW_S": f"{args.jobs_fine_window_s:g}"})
     try:
-        out["fine"] = {"window_s": args.jobs_fine_window_s, **jobs.resume_only(fine, long)}
+        resumed = jobs.resume_only(fine, long)
+        out["fine"] = {"window_s": args.jobs_fine_window_s, "job": jobs.without_text(resumed["job"]),
+                       "resume": resumed["resume"]}  # fmt: skip
     finally:
         fine.remove()
     out.update(minutes=args.jobs_minutes, short_minutes=args.http_minutes, machine=machine(),

@@ -164,29 +164,31 @@ def overhead(service, path: Path, runs: int) -> dict:
 
 
 def resume_only(service, path: Path) -> dict:
-    """An uninterrupted job, then the same job killed at KILL_AT and resumed (another window size)."""
+    """An uninterrupted job, then the same job killed at KILL_AT and resumed (the job keeps its text)."""
     job = run_job(service, path)
-    print(f"jobs: job {job['wall_s']} s, {job['windows']} windows", flush=True)
+    print(f"jobs: job {job['wall_s']} s, peak {job['peak_rss_mb']} MB, {job['windows']} windows", flush=True)
     resume = killed_and_resumed(service, path, job["wall_s"], job["text"])
     print(f"jobs: killed and resumed {resume}", flush=True)
-    return {"job": {k: v for k, v in job.items() if k != "text"}, "resume": resume}
+    return {"job": job, "resume": resume}
+
+
+def without_text(run: dict) -> dict:
+    return {k: v for k, v in run.items() if k != "text"}
 
 
 def benchmark(service, long_path: Path, short_path: Path, runs: int) -> dict:
-    """Everything the report's "Jobs" section shows, on one container."""
+    """Everything the report's "Jobs" section shows for one container's settings."""
     sync = run_sync(service, long_path)
     print(f"jobs: synchronous {sync['wall_s']} s, peak {sync['peak_rss_mb']} MB", flush=True)
-    job = run_job(service, long_path)
-    print(f"jobs: job {job['wall_s']} s, peak {job['peak_rss_mb']} MB, {job['windows']} windows", flush=True)
-    resume = killed_and_resumed(service, long_path, job["wall_s"], job["text"])
-    print(f"jobs: killed and resumed {resume}", flush=True)
+    resumed = resume_only(service, long_path)
+    job = resumed["job"]
     short = overhead(service, short_path, runs)
     print(f"jobs: 5-minute overhead {short}", flush=True)
     return {
-        "sync": {k: v for k, v in sync.items() if k != "text"},
-        "job": {k: v for k, v in job.items() if k != "text"},
+        "sync": without_text(sync),
+        "job": without_text(job),
         "job_same_text": job["text"] == sync["text"],
         "checkpoint_cost": job["wall_s"] / sync["wall_s"] - 1,
-        "resume": resume,
+        "resume": resumed["resume"],
         "overhead": short,
     }
