@@ -95,6 +95,10 @@ class Service:
         self.ready()
         return time.perf_counter() - began
 
+    def read(self, path: str) -> str:
+        """A file inside the container (a job's result.json in its store)."""
+        return docker("exec", self.name, "cat", path).stdout
+
     def cpu_s(self) -> float:
         """User + system seconds the service process has used, all its threads."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -403,7 +407,15 @@ def resume_cell(r: dict, full_s: float) -> str:
         f"killed after {r['killed_after_s']:.0f} s with {r['windows_done_at_kill']} of {r['windows_total']}"
         f" windows done; restart to done {r['restart_to_done_s']:.1f} s = loading {r['load_s']:.1f} s +"
         f" {r['work_after_load_s']:.1f} s = {r['share_of_full']:.0%} of {full_s:.1f} s"
+        f" (kept from inside the unfinished windows: {kept_work(r.get('replayed', {}))})"
     )
+
+
+def kept_work(replayed: dict[str, int]) -> str:
+    """What a resumed job did not do again inside its unfinished windows (its result's `replayed`)."""
+    names = {"segmentation": "segmentation", "embedding_batches": "embedding batches",
+             "diarization": "diarization", "whisper_chunks": "Whisper chunks"}  # fmt: skip
+    return ", ".join(f"{replayed[k]} {name}" for k, name in names.items() if replayed.get(k)) or "nothing"
 
 
 def jobs_section(j: dict) -> list[str]:

@@ -1,7 +1,7 @@
 """Durable jobs against the synchronous request: wall time, peak memory, a kill at ~80 % and its resume.
 
 Used by scripts/bench_service.py on a running service container (its `Service` object: url, pid, VmHWM
-reset, restart). Every wait is on an event the service sends (the job's `done`, /health saying ready),
+reset, restart, read). Every wait is on an event the service sends (the job's `done`, /health saying ready),
 never on a fixed sleep, except the point of the kill, which is a fraction of a measured wall time.
 """
 
@@ -112,6 +112,7 @@ def killed_and_resumed(service, path: Path, full_wall_s: float, uninterrupted_te
     windows = [e["data"]["progress"]["windows_done"] for e in events if e["event"] == "progress"]
     redone = len(windows) - len(set(windows))  # a window done twice would be announced twice
     text = result(service.url, job["id"])["text"]
+    saved = json.loads(service.read(f"/jobs/{job['id']}/result.json"))
     return {
         "killed_after_s": round(restarted - began, 1),
         "windows_done_at_kill": done_before,
@@ -122,6 +123,7 @@ def killed_and_resumed(service, path: Path, full_wall_s: float, uninterrupted_te
         "share_of_full": (resumed_s - load_s) / full_wall_s,
         "windows_announced_twice": redone,
         "same_text": text == uninterrupted_text,
+        "replayed": saved["replayed"],  # the work inside the unfinished windows the kill left on disk
     }
 
 

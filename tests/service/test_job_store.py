@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app.inference.windows import SpeakerLinker, WindowSpeakers
-from app.jobs.store import CorruptJob, JobStore
+from app.jobs.store import CorruptJob, JobStore, Scratch
 
 
 @pytest.fixture
@@ -79,3 +79,33 @@ def test_a_linker_replayed_from_checkpoints_is_the_linker_of_the_run(store: JobS
         original.add(window)
         replayed.add(WindowSpeakers.from_json(json.loads(json.dumps(window.to_json()))))
     assert original.finish() == replayed.finish() and original.finish(2) == replayed.finish(2)
+
+
+def test_work_in_progress_round_trips_goes_with_its_checkpoint_and_a_torn_file_is_work_to_redo(store: JobStore):
+    job = store.create("a.wav", {}, "json")
+    scratch = Scratch(store, job.id)
+    segmentation = np.random.default_rng(0).random((5, 589, 3), dtype=np.float32)
+    scratch.put(1, "segmentation.npz", {"data": segmentation, "window": np.array([0.0, 10.0, 2.5])})
+    scratch.put(1, "embeddings-0000.npy", segmentation[0, :32, :2].copy())
+    scratch.put(1, "whisper.json", {"chunks": 8, "segments": [{"text": "hello", "start": np.float32(1.5)}]})
+    kept = scratch.get(1, "segmentation.npz")
+    assert np.array_equal(kept["data"], segmentation) and kept["data"].dtype == np.float32
+    assert np.array_equal(scratch.get(1, "embeddings-0000.npy"), segmentation[0, :32, :2])
+    assert scratch.get(1, "whisper.json") == {"chunks": 8, "segments": [{"text": "hello", "start": 1.5}]}
+    assert scratch.get(1, "embeddings-0001.npy") is None and scratch.get(2, "whisper.json") is None
+    assert not list(store.work(job.id, 1).glob(".*.tmp"))
+
+    work = store.work(job.id, 1)
+    (work / "whisper.json").write_bytes(b'{"chunks": 8, "segm')  # a crash the disk did not see through
+    (work / "segmentation.npz").write_bytes((work / "segmentation.npz").read_bytes()[:1000])
+    (work / "embeddings-0000.npy").write_bytes(b"")
+    assert [scratch.get(1, n) for n in ("whisper.json", "segmentation.npz", "embeddings-0000.npy")] == [None] * 3
+
+    store.save_window(job.id, 0, {"index": 0})
+    assert work.is_dir(), "only the finished window's work goes"
+    store.save_window(job.id, 1, {"index": 1})
+    assert not work.exists() and [w["index"] for w in store.windows(job.id)] == [0, 1]
+
+    store.delete(job.id)
+    scratch.put(2, "whisper.json", {"chunks": 1})  # a job deleted while its last batch ran: nothing to keep
+    assert not store.dir(job.id).exists()

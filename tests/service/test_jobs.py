@@ -147,14 +147,39 @@ def test_a_reconnecting_client_gets_every_event_once(service: Container, recordi
     assert finished(service, created["id"])["status"] == "completed"
 
 
+def kept_work(job_dir: Path) -> dict[str, int]:
+    """What a resumed run should find it need not do again: the work in progress of the unfinished windows."""
+    kept = {"segmentation": 0, "embedding_batches": 0, "diarization": 0, "whisper_chunks": 0}
+    for work in sorted((job_dir / "windows").glob("*.work")):
+        kept["segmentation"] += (work / "segmentation.npz").exists()
+        if (work / "speakers.json").exists():
+            kept["diarization"] += 1
+        else:
+            batches = 0
+            while (work / f"embeddings-{batches:04d}.npy").exists():
+                batches += 1
+            kept["embedding_batches"] += batches
+        if (work / "whisper.json").exists():
+            kept["whisper_chunks"] += json.loads((work / "whisper.json").read_text())["chunks"]
+    return {name: count for name, count in kept.items() if count}
+
+
 def test_a_job_killed_mid_way_resumes_from_its_first_unfinished_window(
     model_bundle: Path, store: Path, service: Container, recording: Path, synchronous: dict
 ):
     created = submit(service, recording)
     before = events(service, created["id"], stop=lambda e: e["event"] == "progress")
     assert before[-1]["data"]["progress"]["windows_done"] >= 1
+    job_dir = store / created["id"]
+    begun = job_dir / "windows" / f"{before[-1]['data']['progress']['windows_done']:05d}.work" / "segmentation.npz"
+    deadline = time.monotonic() + 120
+    while not begun.exists():  # the next window is under way: its segmentation is the first thing it keeps
+        assert time.monotonic() < deadline, "the next window never began"
+        time.sleep(0.01)
     docker("kill", service.name)
-    done_at_kill = len(list((store / created["id"] / "windows").glob("*.json")))
+    done_at_kill = len(list((job_dir / "windows").glob("*.json")))
+    kept = kept_work(job_dir)
+    assert kept.get("segmentation", 0) >= 1, kept
     docker("start", service.name)
     port = docker("port", service.name, "8002/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
     service.url = f"http://127.0.0.1:{port}"
@@ -162,15 +187,17 @@ def test_a_job_killed_mid_way_resumes_from_its_first_unfinished_window(
 
     view = finished(service, created["id"])
     assert view["status"] == "completed", view
-    saved = json.loads((store / created["id"] / "result.json").read_text())
+    saved = json.loads((job_dir / "result.json").read_text())
     total = view["progress"]["windows_total"]
     assert saved["windows_run"] == total - done_at_kill, "only the windows the kill left undone ran again"
+    assert saved["replayed"] == kept, "inside the window it was in, the work the kill left on disk was not redone"
     result = httpx.get(f"{service.url}{JOBS}/{created['id']}/result", timeout=30).json()
     assert result["text"] == synchronous["text"] and speakers_agree(result["segments"], synchronous["segments"])
     progressed = [e["data"]["progress"]["windows_done"] for e in events(service, created["id"], 0)
                   if e["event"] == "progress"]  # fmt: skip
     assert progressed == sorted(set(progressed)) and progressed[-1] == total, "no window reported twice"
-    assert not (store / created["id"] / "audio.s16le").exists(), "the recording goes once the job is done"
+    assert not (job_dir / "audio.s16le").exists(), "the recording goes once the job is done"
+    assert not list((job_dir / "windows").glob("*.work")), "the work in progress goes with each finished window"
 
 
 def test_delete_cancels_a_running_job_and_leaves_no_file(service: Container, store: Path, recording: Path):

@@ -9,7 +9,7 @@ tokens with cross-attention (faster-whisper's `find_alignment`), one extra pass 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -58,10 +58,12 @@ class WhisperTranscriber:
         prompt: str | None = None,
         temperature: float = 0.0,
         words: bool = True,
-    ) -> tuple[list[dict], float]:
+    ) -> Iterator[tuple[int, list[dict], float]]:
         """Transcribe (start_s, audio) chunks of at most 30 s: one segment per sentence, words timed.
 
-        Returns the segments and the seconds spent timing words.
+        Yields one batch of `batch_size` chunks at a time: (chunks in it, its segments, seconds spent timing
+        words). A batch's result does not depend on the batches before it, so a run that skips the first
+        n * batch_size chunks gives the rest of the same transcript (a job resumed inside a window).
         """
         tokenizer = self.tokenizer(language)
         options = replace(self.options, initial_prompt=prompt or None)
@@ -71,9 +73,9 @@ class WhisperTranscriber:
         sot = self.model.get_prompt(tokenizer, prompt_tokens, without_timestamps=True)
         sampling = {"sampling_temperature": temperature, "sampling_topk": 0} if temperature > 0 else {}
         beam = 1 if temperature > 0 else options.beam_size
-        segments: list[dict] = []
-        align_s = 0.0
         for batch in batched(chunks, self.batch_size):
+            segments: list[dict] = []
+            align_s = 0.0
             feats = np.stack([self.features(audio) for _, audio in batch])
             encoded = self.model.encode(feats)
             results = self.model.model.generate(
@@ -115,7 +117,7 @@ class WhisperTranscriber:
                     if w["word"].strip()
                 ]
                 segments.extend(split_sentences(text, start, end, timed, avg_logprob))
-        return segments, align_s
+            yield len(batch), segments, align_s
 
     def _align(self, tokenizer, tokens, encoded, frames, options) -> list[list[dict]]:
         # the batch's encoder output is aligned as a whole: rows with no text get a filler and are dropped

@@ -12,6 +12,9 @@ cuts the audio for Whisper and the first step of diarization.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from pyannote.audio import Model
@@ -100,6 +103,48 @@ def speech_chunks(segmentations: SlidingWindowFeature, model: Model, offset: flo
     return [(offset + c["start"], offset + c["end"]) for c in chunks if c["end"] > c["start"]]
 
 
+class EmbeddingReplay:
+    """The pipeline's speaker embedding, handing back batches an interrupted run already embedded.
+
+    pyannote embeds a window's (chunk, speaker) pairs in batches of a fixed size, in a fixed order, so
+    batch k of a resumed run is batch k of the first one: the first `kept` batches are returned as they
+    were, the rest computed and reported to `on_batch(k, embeddings)` (a job keeps them on disk).
+    """
+
+    def __init__(self, embedding, kept: list[np.ndarray], on_batch: Callable[[int, np.ndarray], None] | None):
+        self.embedding = embedding
+        self.kept = kept
+        self.on_batch = on_batch
+        self.calls = 0
+        self.replayed = 0
+
+    def __getattr__(self, name: str):  # sample_rate, min_num_samples, dimension, ... of the real one
+        return getattr(self.embedding, name)
+
+    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
+        k, self.calls = self.calls, self.calls + 1
+        if k == self.replayed and k < len(self.kept) and self.kept[k].shape[0] == waveforms.shape[0]:
+            self.replayed += 1
+            return self.kept[k]
+        embeddings = self.embedding(waveforms, masks=masks)
+        if self.on_batch is not None:
+            self.on_batch(k, embeddings)
+        return embeddings
+
+
+@contextmanager
+def replaying(pipeline: SpeakerDiarization, replay: EmbeddingReplay | None) -> Iterator[None]:
+    """`pipeline` embedding through `replay` for one call (the inference thread is its only user)."""
+    if replay is None:
+        yield
+        return
+    pipeline._embedding = replay
+    try:
+        yield
+    finally:
+        pipeline._embedding = replay.embedding
+
+
 def diarize_window(
     pipeline: SpeakerDiarization,
     waveform: torch.Tensor,
@@ -108,9 +153,11 @@ def diarize_window(
     num_speakers: int | None,
     min_speakers: int | None,
     max_speakers: int | None,
+    replay: EmbeddingReplay | None = None,
 ) -> WindowSpeakers:
     file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "window", SEGMENTS_KEY: segmentations}
-    output = pipeline(file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+    with replaying(pipeline, replay):
+        output = pipeline(file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
     annotation = output.exclusive_speaker_diarization
     labels = output.speaker_diarization.labels()
     centroids = {}

@@ -17,16 +17,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
+from pyannote.core import SlidingWindow, SlidingWindowFeature
 from whisperx.diarize import assign_word_speakers
 
 from app.inference.asr import WhisperTranscriber
 from app.inference.audio import PcmAudio
-from app.inference.diarize import SAMPLE_RATE, diarize_window, speech_chunks
+from app.inference.diarize import SAMPLE_RATE, EmbeddingReplay, diarize_window, speech_chunks
 from app.inference.transcript import Transcript
 from app.inference.windows import SpeakerLinker, WindowSpeakers, cut_windows
 
@@ -53,6 +54,7 @@ class StageTimer:
     """Seconds per pipeline stage, summed over windows and threads."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    replayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # work an earlier run kept
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
@@ -66,6 +68,10 @@ class StageTimer:
     def add(self, name: str, seconds: float) -> None:
         with self.lock:
             self.seconds[name] += seconds
+
+    def replay(self, name: str, count: int = 1) -> None:
+        with self.lock:
+            self.replayed[name] += count
 
 
 class Cancelled(Exception):
@@ -115,6 +121,27 @@ class WindowResult:
 WindowDone = Callable[[WindowResult, list[dict]], None]
 
 
+class Scratch(Protocol):
+    """Where a run keeps the work it has done inside windows that are not finished yet, so that a run
+    resumed after a crash skips that too (a job: app.jobs.store.Scratch). Values by name: `.npy` an
+    array, `.npz` a dict of arrays, `.json` plain JSON; `get` is None for what was not kept or cannot be
+    read back, and that work is simply done again."""
+
+    def get(self, index: int, name: str) -> Any: ...
+
+    def put(self, index: int, name: str, value: Any) -> None: ...
+
+
+class NoScratch:
+    """A synchronous request keeps nothing."""
+
+    def get(self, index: int, name: str) -> Any:
+        return None
+
+    def put(self, index: int, name: str, value: Any) -> None:
+        pass
+
+
 class SpeechPipeline:
     def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
                  window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65):  # fmt: skip
@@ -139,10 +166,13 @@ class SpeechPipeline:
         windows: list[tuple[float, float]] | None = None,
         done: Sequence[WindowResult] = (),
         on_window: WindowDone | None = None,
+        scratch: Scratch | None = None,
     ) -> Transcript:
         """The transcript of `audio`. `done` are the results of its first windows from an earlier run (a job
         resumed after a restart): they are replayed, not computed again. `on_window` hears of each window
-        this run finishes."""
+        this run finishes; `scratch` keeps (and gives back) the work done inside the unfinished ones: the
+        window's segmentation, its embedding batches, its diarization and its Whisper batches."""
+        scratch = scratch or NoScratch()
         windows = windows or self.windows(audio)
         single = len(windows) == 1
         log.info("%.1f s of audio in %d diarization window(s), %d done before", audio.duration, len(windows), len(done))
@@ -181,18 +211,26 @@ class SpeechPipeline:
                         raise Cancelled
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     with timings.stage("vad"):
-                        segmentations = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+                        segmentations = self.segment(index, waveform, scratch, timings)
                         chunks = speech_chunks(segmentations, self.segmentation.model, start)
                     put((index, start, end, chunks))
                     speakers = None
                     if options.diarize and chunks:
-                        with timings.stage("diarize"):
-                            speakers = diarize_window(
-                                self.diarization, waveform, segmentations, start,
-                                num_speakers=options.num_speakers if single else None,
-                                min_speakers=options.min_speakers if single else None,
-                                max_speakers=cap,
-                            )  # fmt: skip
+                        kept = scratch.get(index, "speakers.json")
+                        if kept is not None:
+                            speakers = WindowSpeakers.from_json(kept)
+                            timings.replay("diarization")
+                        else:
+                            replay = self.embedding_replay(index, scratch)
+                            with timings.stage("diarize"):
+                                speakers = diarize_window(
+                                    self.diarization, waveform, segmentations, start,
+                                    num_speakers=options.num_speakers if single else None,
+                                    min_speakers=options.min_speakers if single else None,
+                                    max_speakers=cap, replay=replay,
+                                )  # fmt: skip
+                            timings.replay("embedding_batches", replay.replayed)
+                            scratch.put(index, "speakers.json", speakers.to_json())
                     with ready:
                         diarized[index] = speakers
                         ready.notify_all()
@@ -224,20 +262,8 @@ class SpeechPipeline:
                 index, start, end, chunks = item
                 found: list[dict] = []
                 if chunks:
-                    pieces = [(s, audio.read(s, e)) for s, e in chunks]
-                    with timings.stage("transcribe"):
-                        if language is None:
-                            language = self.transcriber.detect_language(pieces[0][1])
-                        aligner = self.aligner.for_language(language) if self.aligner else None
-                        found, word_s = self.transcriber.transcribe(
-                            pieces, language, options.prompt, options.temperature, words=aligner is None
-                        )
-                    timings.add("transcribe", -word_s)
-                    timings.add("align", word_s)
-                    if aligner is not None and found:
-                        with timings.stage("align"):
-                            found = aligner.align(found, audio.read(start, end), start)
-                    del pieces
+                    found, language = self.transcribe(index, start, end, chunks, audio, language, options,
+                                                      scratch, timings)  # fmt: skip
                 speakers = speakers_of(index)
                 if speakers is not None:
                     linker.add(speakers)
@@ -264,6 +290,64 @@ class SpeechPipeline:
         return Transcript.from_segments(
             segments, turns, language=language, duration=audio.duration, model=self.model_name, diarized=options.diarize
         )
+
+    def segment(self, index: int, waveform: torch.Tensor, scratch: Scratch,
+                timings: StageTimer) -> SlidingWindowFeature:  # fmt: skip
+        """The window's segmentation (chunks x frames x local speakers): VAD and diarization's first step."""
+        kept = scratch.get(index, "segmentation.npz")
+        if kept is not None and {"data", "window"} <= kept.keys():
+            timings.replay("segmentation")
+            start, duration, step = (float(v) for v in kept["window"])
+            return SlidingWindowFeature(kept["data"], SlidingWindow(start=start, duration=duration, step=step))
+        segmentations = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+        frames = segmentations.sliding_window
+        window = np.array([frames.start, frames.duration, frames.step], dtype=np.float64)
+        scratch.put(index, "segmentation.npz", {"data": segmentations.data, "window": window})
+        return segmentations
+
+    def embedding_replay(self, index: int, scratch: Scratch) -> EmbeddingReplay:
+        kept: list[np.ndarray] = []
+        while (batch := scratch.get(index, f"embeddings-{len(kept):04d}.npy")) is not None:
+            kept.append(batch)
+        return EmbeddingReplay(
+            self.diarization._embedding, kept, lambda k, batch: scratch.put(index, f"embeddings-{k:04d}.npy", batch)
+        )
+
+    def transcribe(self, index: int, start: float, end: float, chunks: list[tuple[float, float]], audio: PcmAudio,
+                   language: str | None, options: Options, scratch: Scratch,
+                   timings: StageTimer) -> tuple[list[dict], str]:  # fmt: skip
+        """The window's segments (absolute times, words timed) and the language, batch by batch; each batch
+        kept in `scratch` as `whisper.json` (the segments so far, how many chunks they cover, whether their
+        words are aligned), so a resumed run goes on from the first batch that was not finished."""
+        kept = scratch.get(index, "whisper.json") or {"chunks": 0, "segments": [], "language": None, "final": False}
+        found, done = list(kept["segments"]), int(kept["chunks"])
+        language = language or kept["language"]
+        if done:
+            timings.replay("whisper_chunks", done)
+        if kept["final"]:
+            return found, language or "en"
+        pieces = [(s, audio.read(s, e)) for s, e in chunks[done:]]
+        word_s = 0.0
+        with timings.stage("transcribe"):
+            if language is None:
+                language = self.transcriber.detect_language(pieces[0][1])
+            aligner = self.aligner.for_language(language) if self.aligner else None
+            batches = self.transcriber.transcribe(
+                pieces, language, options.prompt, options.temperature, words=aligner is None
+            )
+            for size, segments, seconds in batches:
+                found.extend(plain(segments))
+                done, word_s = done + size, word_s + seconds
+                final = aligner is None and done == len(chunks)
+                scratch.put(index, "whisper.json", {"chunks": done, "segments": found, "language": language,
+                                                    "final": final})  # fmt: skip
+        timings.add("transcribe", -word_s)
+        timings.add("align", word_s)
+        if aligner is not None and found:
+            with timings.stage("align"):
+                found = plain(aligner.align(found, audio.read(start, end), start))
+            scratch.put(index, "whisper.json", {"chunks": done, "segments": found, "language": language, "final": True})
+        return found, language
 
 
 def plain(value: Any) -> Any:

@@ -4,8 +4,10 @@ A job depends on no connection. Its upload is on disk before the 202; it waits f
 in the same bounded queue as the synchronous requests; while it runs, every finished window is written
 down (its segments and its diarization: `WindowResult`) and announced as a `progress` event. When the
 service starts, every job that was queued or running is taken up again: the finished windows are read
-back and replayed into the pipeline, which goes on from the first unfinished one, so a kill costs at most
-one window of work. A job whose files cannot be read back fails with a message; the service stays up.
+back and replayed into the pipeline, which goes on from the first unfinished one. Inside a window the
+work done so far is kept too (its segmentation, each batch of speaker embeddings and of Whisper, its
+diarization: `store.Scratch`), so a resumed run redoes at most one batch of each. A job whose files
+cannot be read back fails with a message; the service stays up.
 
 Retention: finished jobs go WHISPERX_JOBS_RETENTION_H after they ended; the store is capped at
 WHISPERX_JOBS_MAX_GB, the oldest finished jobs evicted first, and a job that still does not fit is a 507.
@@ -29,7 +31,7 @@ from app.inference.audio import AudioError, PcmAudio, decode
 from app.inference.pipeline import Cancelled, Options, StageTimer, WindowResult
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
-from app.jobs.store import FINISHED, CorruptJob, Job, JobStore
+from app.jobs.store import FINISHED, CorruptJob, Job, JobStore, Scratch
 
 log = logging.getLogger(__name__)
 GB = 1 << 30
@@ -207,7 +209,8 @@ class JobRunner:
 
         timer = StageTimer()
         windows = [tuple(w) for w in job.windows]
-        transcript = pipeline.run(audio, options, timer, windows=windows, done=done, on_window=finished)
+        transcript = pipeline.run(audio, options, timer, windows=windows, done=done, on_window=finished,
+                                  scratch=Scratch(self.store, job.id))  # fmt: skip
         stages = {f"{name}_s": timer.seconds.get(name, 0.0) for name in ("vad", "transcribe", "align", "diarize")}
         timings = {"decode_s": decode_s, **stages, "total_s": time.perf_counter() - started}  # this run's
         self.store.save_result(job.id, {
@@ -215,6 +218,7 @@ class JobRunner:
             "avg_logprob": [s.avg_logprob for s in transcript.segments],
             "timings": {name: round(s, 3) for name, s in timings.items()},
             "windows_run": len(job.windows) - len(done),
+            "replayed": dict(timer.replayed),  # work inside the unfinished windows an earlier run had kept
         })  # fmt: skip
         job.audio_s_done, job.eta_s, job.speakers = audio.duration, 0, len(transcript.speakers)
         self._finish_threadsafe(job, "completed")

@@ -4,26 +4,34 @@
     <id>/upload              the upload as received, until it is decoded
     <id>/audio.s16le         the decoded recording (16 kHz mono PCM), kept while the job can still run
     <id>/windows/NNNNN.json  one checkpoint per finished window: its segments and its diarization
+    <id>/windows/NNNNN.work/ the work done so far inside a window not finished yet (Scratch), until it is
     <id>/events.jsonl        every event the job sent, one JSON object a line, numbered from 1
     <id>/result.json         the transcript, once completed
 
 A file is written under a temporary name, flushed to disk, renamed over the old one and its directory
 synced, so a crash at any instant leaves either the old or the new version, never half of one. Events are
 appended and synced one by one; a torn last line (a crash mid-append) is dropped when the log is read.
+The work in progress inside a window is only a head start: written atomically but not synced, and what
+cannot be read back is done again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "completed", "failed", "canceled")
 FINISHED = ("completed", "failed", "canceled")
 
@@ -166,7 +174,12 @@ class JobStore:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def save_window(self, job_id: str, index: int, result: dict[str, Any]) -> None:
+        """The window's checkpoint; the work in progress that led to it goes."""
         write_atomic(self._windows(job_id) / f"{index:05d}.json", json.dumps(result, default=_scalar).encode())
+        shutil.rmtree(self.work(job_id, index), ignore_errors=True)
+
+    def work(self, job_id: str, index: int) -> Path:
+        return self._windows(job_id) / f"{index:05d}.work"
 
     def windows(self, job_id: str) -> list[dict[str, Any]]:
         """The checkpoints of the windows finished so far, in order (CorruptJob if one cannot be read)."""
@@ -213,6 +226,44 @@ class JobStore:
         """A finished job needs its transcript, not its recording."""
         for path in (self.upload(job_id), self.audio(job_id)):
             path.unlink(missing_ok=True)
+
+
+class Scratch:
+    """A job's work in progress inside its unfinished windows (app.inference.pipeline.Scratch), as files in
+    windows/NNNNN.work/: `.npy` an array, `.npz` a dict of arrays, `.json` JSON. Written to a temporary name
+    and renamed, not synced: a file a crash tore or lost is None to `get`, and that work is done again."""
+
+    def __init__(self, store: JobStore, job_id: str):
+        self.store = store
+        self.job_id = job_id
+
+    def get(self, index: int, name: str) -> Any:
+        path = self.store.work(self.job_id, index) / name
+        try:
+            if name.endswith(".json"):
+                return json.loads(path.read_bytes())
+            if name.endswith(".npz"):
+                with np.load(path, allow_pickle=False) as kept:
+                    return dict(kept)
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            return None
+
+    def put(self, index: int, name: str, value: Any) -> None:
+        directory = self.store.work(self.job_id, index)
+        tmp = directory / f".{name}.tmp"
+        try:
+            directory.mkdir(exist_ok=True)
+            with open(tmp, "wb") as out:
+                if name.endswith(".json"):
+                    out.write(json.dumps(value, default=_scalar).encode())
+                elif name.endswith(".npz"):
+                    np.savez(out, **value)
+                else:
+                    np.save(out, value, allow_pickle=False)
+            os.replace(tmp, directory / name)
+        except OSError as exc:  # a full disk, or the job deleted meanwhile: the checkpoints proper will say
+            log.warning("job %s: window %d's %s not kept: %s", self.job_id, index, name, exc)
 
 
 def _scalar(value: Any) -> Any:
