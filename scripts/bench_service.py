@@ -446,13 +446,8 @@ def jobs_section(j: dict) -> list[str]:
         f" announced twice, {'same text' if r['same_text'] else 'text differs'} |"
         f" {verdict(r['windows_announced_twice'] == 0 and r['same_text'])} |",
     ]
-    f, peaks = j["fine"], o["peak_rss_mb"]
-    fr = f["resume"]
+    peaks = o["peak_rss_mb"]
     lines += [
-        f"| the same resume with `WHISPERX_WINDOW_S={f['window_s']:g}` ({f['job']['windows']} windows) |"
-        f" {resume_cell(fr, f['job']['wall_s'])}; {fr['windows_announced_twice']} windows announced twice,"
-        f" {'same text' if fr['same_text'] else 'text differs'} |"
-        f" {verdict(fr['share_of_full'] <= GOAL_RESUME and fr['same_text'])} |",
         f"| a job's peak RSS equal to the synchronous request's ({j['short_minutes']:g} min, interleaved) |"
         f" job {peaks['job']} MB vs synchronous {peaks['http']} MB (the {j['minutes']:g}-minute runs above:"
         f" job {j['job']['peak_rss_mb']} MB after synchronous {j['sync']['peak_rss_mb']} MB, the first long"
@@ -475,14 +470,12 @@ def jobs_section(j: dict) -> list[str]:
         )
     lines += [
         "",
-        "A kill loses the window that was running (its checkpoint is written when it finishes), and the"
-        " pipeline works ahead by up to one window (diarization of window k+1 overlaps the transcription"
-        " of window k). With the default 600 s windows a 30-minute recording has 3, so a kill at 80 % of"
-        " the run redoes about a third of it whatever the checkpoints cost; a 90-minute meeting has 9."
-        " The second resume row shows the same mechanism with windows short enough (a tenth of the file)"
-        " that one window is under the goal's margin; shorter windows also lower the peak memory and"
-        " give more frequent progress, at the price of more cross-window speaker linking and, here,"
-        f" {f['job']['wall_s'] / full - 1:+.0%} in wall time ({f['job']['wall_s']:.1f} s against {full:.1f} s).",
+        "A kill loses only the batch that was running inside each unfinished window: a job keeps the"
+        " window's segmentation, every batch of speaker embeddings, the finished diarization and"
+        " Whisper's segments batch by batch as it goes (docs/service.md, Jobs), and the resumed run picks"
+        " them up; the pipeline works ahead by up to one window (diarization of window k+1 overlaps the"
+        " transcription of window k), so that is two windows' work in progress. The resume row names"
+        " what the kill left and the resumed run did not do again.",
     ]
     return lines
 
@@ -518,9 +511,6 @@ def main() -> int:
     parser.add_argument("--http-minutes", type=float, default=5)
     parser.add_argument("--http-runs", type=int, default=3)
     parser.add_argument("--jobs-minutes", type=float, default=30, help="the recording the job runs use")
-    parser.add_argument(
-        "--jobs-fine-window-s", type=float, default=180, help="the shorter WHISPERX_WINDOW_S of a second resume"
-    )
     parser.add_argument("--only-jobs", action="store_true", help="re-measure the Jobs section into service.json")
     parser.add_argument("--image", default=os.environ.get("SERVICE_IMAGE", "spark-inference/whisperx-asr:cpu"))
     parser.add_argument("--bundle", type=Path, default=Path(os.environ.get("SPARK_MODELS_DIR", CACHE / "models")))
@@ -685,16 +675,9 @@ def main() -> int:
 
 
 def measure_jobs(args, service: Service, recordings: dict) -> dict:
-    """The Jobs section: on `service` (default settings), then a resume with shorter windows on a second one."""
+    """The Jobs section, on `service` (default settings)."""
     long = recordings[args.jobs_minutes]["path"]
     out = jobs.benchmark(service, long, recordings[args.http_minutes]["path"], args.http_runs)
-    fine = Service(args.image, args.bundle, args.work, env={"WHISPERX_WINDOW_S": f"{args.jobs_fine_window_s:g}"})
-    try:
-        resumed = jobs.resume_only(fine, long)
-        out["fine"] = {"window_s": args.jobs_fine_window_s, "job": jobs.without_text(resumed["job"]),
-                       "resume": resumed["resume"]}  # fmt: skip
-    finally:
-        fine.remove()
     out.update(minutes=args.jobs_minutes, short_minutes=args.http_minutes, machine=machine(),
                date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
     return out

@@ -10,6 +10,7 @@ minutes: four windows).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import wave
 from collections.abc import Iterator
@@ -147,20 +148,28 @@ def test_a_reconnecting_client_gets_every_event_once(service: Container, recordi
     assert finished(service, created["id"])["status"] == "completed"
 
 
-def kept_work(job_dir: Path) -> dict[str, int]:
-    """What a resumed run should find it need not do again: the work in progress of the unfinished windows."""
+def work_left(job_dir: Path) -> dict[str, dict[str, int | None]]:
+    """The work in progress of a job's unfinished windows: file names by window (whisper.json: its chunks)."""
+    return {
+        work.name: {f.name: json.loads(f.read_text())["chunks"] if f.name == "whisper.json" else None
+                    for f in work.iterdir() if not f.name.startswith(".")}
+        for work in sorted((job_dir / "windows").glob("*.work"))
+    }  # fmt: skip
+
+
+def kept_work(left: dict[str, dict[str, int | None]]) -> dict[str, int]:
+    """What a resumed run should find it need not do again, from the work in progress a crash left."""
     kept = {"segmentation": 0, "embedding_batches": 0, "diarization": 0, "whisper_chunks": 0}
-    for work in sorted((job_dir / "windows").glob("*.work")):
-        kept["segmentation"] += (work / "segmentation.npz").exists()
-        if (work / "speakers.json").exists():
+    for files in left.values():
+        kept["segmentation"] += "segmentation.npz" in files
+        if "speakers.json" in files:
             kept["diarization"] += 1
         else:
             batches = 0
-            while (work / f"embeddings-{batches:04d}.npy").exists():
+            while f"embeddings-{batches:04d}.npy" in files:
                 batches += 1
             kept["embedding_batches"] += batches
-        if (work / "whisper.json").exists():
-            kept["whisper_chunks"] += json.loads((work / "whisper.json").read_text())["chunks"]
+        kept["whisper_chunks"] += files.get("whisper.json") or 0
     return {name: count for name, count in kept.items() if count}
 
 
@@ -178,7 +187,7 @@ def test_a_job_killed_mid_way_resumes_from_its_first_unfinished_window(
         time.sleep(0.01)
     docker("kill", service.name)
     done_at_kill = len(list((job_dir / "windows").glob("*.json")))
-    kept = kept_work(job_dir)
+    kept = kept_work(work_left(job_dir))
     assert kept.get("segmentation", 0) >= 1, kept
     docker("start", service.name)
     port = docker("port", service.name, "8002/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
@@ -198,6 +207,102 @@ def test_a_job_killed_mid_way_resumes_from_its_first_unfinished_window(
     assert progressed == sorted(set(progressed)) and progressed[-1] == total, "no window reported twice"
     assert not (job_dir / "audio.s16le").exists(), "the recording goes once the job is done"
     assert not list((job_dir / "windows").glob("*.work")), "the work in progress goes with each finished window"
+
+
+# Runs inside the service container (cwd /srv: the image's own code, models loaded as the service loads them),
+# with one Whisper chunk per batch and 8 embedding pairs per batch so a window holds several of each. stdin: a
+# wav of two windows. A job's run "crashes" right after its scratch kept a given piece of work (an exception
+# where a kill would land), then a second run resumes from what the store kept; it prints both transcripts,
+# the uninterrupted one and what each resumed run replayed.
+CRASH_SCRIPT = r"""
+import json, sys, tempfile
+from pathlib import Path
+
+from app.config import Settings
+from app.inference.audio import decode
+from app.inference.loader import ModelLoader, prepare_environment
+from app.inference.pipeline import Options, StageTimer
+from app.inference.state import ServiceState
+from app.jobs.store import JobStore, Scratch
+
+class Crash(Exception):
+    pass
+
+class CrashingScratch(Scratch):
+    def __init__(self, store, job_id, crash):
+        super().__init__(store, job_id)
+        self.crash = crash
+    def put(self, index, name, value):
+        super().put(index, name, value)
+        if self.crash(index, name, value):
+            self.crash = lambda *_: False
+            raise Crash(name)
+
+settings = Settings()
+prepare_environment(settings)
+state = ServiceState()
+ModelLoader(settings, state).run()
+assert state.status == "ready", state.error
+pipeline = state.pipeline
+pipeline.diarization.embedding_batch_size = 8
+tmp = Path(tempfile.mkdtemp())
+(tmp / "in.wav").write_bytes(sys.stdin.buffer.read())
+audio = decode(tmp / "in.wav", tmp / "audio.s16le")
+windows = pipeline.windows(audio)
+full = pipeline.run(audio, Options(), StageTimer(), windows=windows).model_dump(mode="json")
+store = JobStore(tmp / "jobs")
+crashes = {
+    "second embedding batch": lambda index, name, value: (index, name) == (0, "embeddings-0001.npy"),
+    "first Whisper batch": lambda index, name, value: name == "whisper.json" and value["chunks"] == 1,
+}
+out = {"windows": len(windows), "full": full, "runs": {}}
+for what, crash in crashes.items():
+    job = store.create("in.wav", {}, "json")
+    try:
+        pipeline.run(audio, Options(), StageTimer(), windows=windows, scratch=CrashingScratch(store, job.id, crash))
+        raise SystemExit("the run did not crash")
+    except Crash:
+        pass
+    left = {work.name: {f.name: json.loads(f.read_text())["chunks"] if f.name == "whisper.json" else None
+                        for f in work.iterdir() if not f.name.startswith(".")}
+            for work in sorted((store.dir(job.id) / "windows").glob("*.work"))}
+    final = json.loads((store.work(job.id, 0) / "whisper.json").read_text())["final"]
+    timer = StageTimer()
+    resumed = pipeline.run(audio, Options(), timer, windows=windows, scratch=Scratch(store, job.id))
+    out["runs"][what] = {"transcript": resumed.model_dump(mode="json"), "replayed": dict(timer.replayed),
+                         "left": left, "whisper_final": final}
+print(json.dumps(out))
+"""
+
+
+def test_a_crash_inside_a_window_resumes_from_the_work_its_scratch_kept(
+    service: Container, audio: Path, tmp_path: Path
+):
+    with wave.open(str(audio / "dialogue.wav")) as clip:
+        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
+    two_windows = tmp_path / "two-windows.wav"
+    with wave.open(str(two_windows), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * 2)
+    proc = subprocess.run(
+        ["docker", "exec", "-i", "-e", "WHISPERX_BATCH_SIZE=1", service.name, "python", "-c", CRASH_SCRIPT],
+        input=two_windows.read_bytes(), capture_output=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    got = json.loads(proc.stdout.splitlines()[-1])  # whisperX says things on stdout first
+    assert got["windows"] == 2
+    embeddings, whisper = got["runs"]["second embedding batch"], got["runs"]["first Whisper batch"]
+    # the front thread crashed after window 0's segmentation and two embedding batches; Whisper had been handed
+    # window 0 and finished it
+    assert embeddings["left"]["00000.work"].keys() >= {"segmentation.npz", "embeddings-0000.npy",
+                                                       "embeddings-0001.npy", "whisper.json"}  # fmt: skip
+    assert embeddings["whisper_final"] and "speakers.json" not in embeddings["left"]["00000.work"]
+    # Whisper crashed after the first chunk of window 0, the front thread going on until it heard of it
+    assert whisper["left"]["00000.work"]["whisper.json"] == 1 and not whisper["whisper_final"]
+    for run in (embeddings, whisper):
+        assert run["replayed"] == kept_work(run["left"]), "what the crash left is not done again"
+    for run in (embeddings, whisper):
+        assert run["transcript"] == got["full"], "a resumed run writes the uninterrupted transcript"
 
 
 def test_delete_cancels_a_running_job_and_leaves_no_file(service: Container, store: Path, recording: Path):

@@ -70,8 +70,9 @@ class StageTimer:
             self.seconds[name] += seconds
 
     def replay(self, name: str, count: int = 1) -> None:
-        with self.lock:
-            self.replayed[name] += count
+        if count:
+            with self.lock:
+                self.replayed[name] += count
 
 
 class Cancelled(Exception):
