@@ -420,6 +420,7 @@ def kept_work(replayed: dict[str, int]) -> str:
 
 def jobs_section(j: dict) -> list[str]:
     m, r, o = j["machine"], j["resume"], j["overhead"]
+    w = j.get("walls") or {"sync": [j["sync"]["wall_s"]], "job": [j["job"]["wall_s"]]}
     full = j["job"]["wall_s"]
     lines = [
         "",
@@ -436,8 +437,9 @@ def jobs_section(j: dict) -> list[str]:
         "| goal | measured | |",
         "|---|---|---|",
         f"| checkpointing costs <= {GOAL_CHECKPOINT:.0%}: job wall against the synchronous request"
-        f" ({j['minutes']:g} min) | {full:.1f} s vs {j['sync']['wall_s']:.1f} s = {j['checkpoint_cost']:+.1%} |"
-        f" {verdict(j['checkpoint_cost'] <= GOAL_CHECKPOINT)} |",
+        f" ({j['minutes']:g} min, least of 2 interleaved runs each) | {min(w['job']):.1f} s vs"
+        f" {min(w['sync']):.1f} s = {j['checkpoint_cost']:+.1%} (all: job {w['job']} s, synchronous"
+        f" {w['sync']} s) | {verdict(j['checkpoint_cost'] <= GOAL_CHECKPOINT)} |",
         f"| the same transcript as the synchronous request | {'same text' if j['job_same_text'] else 'differs'} |"
         f" {verdict(j['job_same_text'])} |",
         f"| resume after a kill at {jobs.KILL_AT:.0%} <= {GOAL_RESUME:.0%} of the full run plus model loading |"

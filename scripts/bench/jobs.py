@@ -184,13 +184,19 @@ def benchmark(service, long_path: Path, short_path: Path, runs: int) -> dict:
     print(f"jobs: synchronous {sync['wall_s']} s, peak {sync['peak_rss_mb']} MB", flush=True)
     resumed = resume_only(service, long_path)
     job = resumed["job"]
+    # a second synchronous request and job, interleaved with the first ones: single long runs on a shared
+    # machine spread by more than the 2 % the checkpoints may cost, so the least of each kind counts
+    again = run_sync(service, long_path), run_job(service, long_path)
+    print(f"jobs: again synchronous {again[0]['wall_s']} s, job {again[1]['wall_s']} s", flush=True)
+    sync_walls, job_walls = [sync["wall_s"], again[0]["wall_s"]], [job["wall_s"], again[1]["wall_s"]]
     short = overhead(service, short_path, runs)
     print(f"jobs: 5-minute overhead {short}", flush=True)
     return {
         "sync": without_text(sync),
         "job": without_text(job),
-        "job_same_text": job["text"] == sync["text"],
-        "checkpoint_cost": job["wall_s"] / sync["wall_s"] - 1,
+        "job_same_text": job["text"] == sync["text"] and again[1]["text"] == again[0]["text"] == sync["text"],
+        "walls": {"sync": sync_walls, "job": job_walls},
+        "checkpoint_cost": min(job_walls) / min(sync_walls) - 1,
         "resume": resumed["resume"],
         "overhead": short,
     }
