@@ -40,16 +40,24 @@ def test_vtt_has_a_header_dots_and_voice_tags():
 def test_verbose_json_gives_words_only_when_asked():
     plain = formats.verbose_json(TRANSCRIPT, set(), 0.0)
     assert "words" not in plain and len(plain["segments"]) == 2
+    assert plain["usage"] == formats.json_body(TRANSCRIPT)["usage"] == {"type": "duration", "seconds": 3725.5}
     words = formats.verbose_json(TRANSCRIPT, {"word"}, 0.0)
     assert "segments" not in words
     assert [w["word"] for w in words["words"]] == ["Hello", "there.", "Hi."]
 
 
-def test_diarized_json_is_the_transcript_without_words_speakers_backend_or_timings():
-    body = formats.diarized_json(TRANSCRIPT)
-    assert {"words", "speakers", "backend", "timings"}.isdisjoint(body)
-    assert set(body["segments"][0]) == {"id", "type", "start", "end", "speaker", "text"}
+def test_diarized_json_is_openais_shape_with_speakers_lettered_as_they_first_speak():
+    body = formats.diarized_json(TRANSCRIPT.model_copy(update={"segments": TRANSCRIPT.segments[::-1]}))
+    assert set(body) == {"task", "text", "duration", "segments", "usage"}  # openai's TranscriptionDiarized
+    assert body["usage"] == {"type": "duration", "seconds": 3725.5}
+    assert [set(seg) for seg in body["segments"]] == [{"id", "type", "start", "end", "speaker", "text"}] * 2
+    assert [(seg["id"], seg["speaker"]) for seg in body["segments"]] == [("seg_1", "A"), ("seg_0", "B")]
     assert body["segments"][0]["type"] == "transcript.text.segment"
+
+
+def test_anonymous_speakers_go_on_past_z():
+    assert [formats.letter(i) for i in (0, 1, 25, 26, 27, 51, 52, 701, 702)] == [
+        "A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]  # fmt: skip
 
 
 def test_verbose_json_segments_carry_whispers_log_probability():
@@ -62,7 +70,8 @@ def test_the_diarized_transcript_is_the_transcript_and_its_timings_in_the_contra
     assert list(body) == ["task", "text", "language", "duration", "segments", "speakers", "backend", "model", "timings"]
     assert list(body["segments"][0]) == ["id", "type", "start", "end", "speaker", "text", "words"]  # no avg_logprob
     assert list(body["segments"][0]["words"][0]) == ["word", "start", "end", "probability", "speaker"]
-    assert body["speakers"] == [{"id": "SPEAKER_00", "duration": 1.2}, {"id": "SPEAKER_01", "duration": 0.4}]
+    assert body["speakers"] == [{"id": "SPEAKER_00", "duration": 1.2, "name": None, "match": None},
+                                {"id": "SPEAKER_01", "duration": 0.4, "name": None, "match": None}]  # fmt: skip
     assert body["timings"]["total_s"] == 5.7 and body["task"] == "transcribe" and body["backend"] == "whisperx"
 
 

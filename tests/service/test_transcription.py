@@ -61,7 +61,8 @@ def test_diarized_json_labels_each_segment_with_a_speaker(client: OpenAI, audio:
     with (audio / "dialogue.wav").open("rb") as f:
         result = client.audio.transcriptions.create(model="tiny.en", file=f, response_format="diarized_json")
     assert result.task == "transcribe" and result.duration == pytest.approx(38.9, abs=1)
-    assert {s.speaker for s in result.segments} == {"SPEAKER_00", "SPEAKER_01"}
+    assert [s.speaker for s in result.segments][:1] == ["A"] and {s.speaker for s in result.segments} == {"A", "B"}
+    assert [s.id for s in result.segments] == [f"seg_{i}" for i in range(len(result.segments))]
     assert all(s.type == "transcript.text.segment" and s.end > s.start for s in result.segments)
     assert "warehouse" in result.text.lower()
 

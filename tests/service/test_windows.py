@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app.inference.audio import SAMPLE_RATE, PcmAudio
-from app.inference.windows import SpeakerLinker, WindowSpeakers, best_assignment, cut_windows
+from app.inference.windows import SpeakerLinker, WindowSpeakers, best_assignment, cut_windows, name_speakers
 
 DIM = 192  # CAM++ embeddings
 
@@ -147,3 +147,34 @@ def test_the_assignment_finds_the_best_one_to_one_pairing():
         else:
             best = max(sum(score[r, c] for c, r in enumerate(p)) for p in itertools.permutations(range(rows), cols))
         assert sum(score[r, c] for r, c in pairs) == pytest.approx(best)
+
+
+def voice(seed: int, noise: float = 0.0, base: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = np.random.default_rng(base).normal(size=DIM) if base is not None else rng.normal(size=DIM)
+    return (v + noise * rng.normal(size=DIM)).astype(np.float32)
+
+
+def test_known_voices_name_the_most_similar_speakers_one_to_one_above_the_threshold():
+    speakers = {"SPEAKER_00": voice(0), "SPEAKER_01": voice(1), "SPEAKER_02": voice(2)}
+    alice, bob = voice(10, 0.5, base=1), voice(11, 0.5, base=0)  # noisy copies of speakers 01 and 00
+    matches = name_speakers(speakers, [("Alice", alice), ("Bob", bob), ("Carol", voice(3))], threshold=0.6)
+    assert {label: (m.name, m.reference) for label, m in matches.items()} == {
+        "SPEAKER_01": ("Alice", 0), "SPEAKER_00": ("Bob", 1)}  # fmt: skip
+    assert all(0.6 <= m.similarity < 1 for m in matches.values()), "Carol, a voice nobody has, names nobody"
+    # two references of one voice: only one of them can name it, the other stays unused
+    twice = name_speakers(speakers, [("Alice", alice), ("Alicia", voice(12, 0.5, base=1))], threshold=0.6)
+    assert list(twice) == ["SPEAKER_01"]
+    assert name_speakers(speakers, [("Alice", alice)], threshold=0.99) == {}, "below the threshold: anonymous"
+    assert name_speakers({}, [("Alice", alice)], threshold=0.6) == name_speakers(speakers, [], 0.6) == {}
+
+
+def test_the_linkers_speakers_come_with_one_centroid_each():
+    a, b = voice(0), voice(1)
+    linker = SpeakerLinker(threshold=0.6)
+    linker.add(WindowSpeakers([(0.0, 5.0, "x"), (5.0, 8.0, "y")], {"x": a, "y": b}, {"x": 5.0, "y": 3.0}))
+    linker.add(WindowSpeakers([(60.0, 64.0, "p")], {"p": voice(5, 0.3, base=1)}, {"p": 4.0}))
+    turns, centroids = linker.speakers()
+    assert turns == linker.finish() and sorted(centroids) == ["SPEAKER_00", "SPEAKER_01"]
+    assert all(abs(np.linalg.norm(c) - 1) < 1e-5 for c in centroids.values())
+    assert float(centroids["SPEAKER_00"] @ (a / np.linalg.norm(a))) > 0.99

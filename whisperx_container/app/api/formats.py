@@ -80,6 +80,7 @@ def verbose_json(transcript: Transcript, granularities: set[str], temperature: f
         text=transcript.text,
         segments=segments,
         words=words,
+        usage=DurationUsage(seconds=transcript.duration),
     )
     return body.model_dump(exclude_none=True)  # segments and words are left out unless asked for
 
@@ -90,19 +91,35 @@ def diarized_transcript(transcript: Transcript, timings: Timings) -> DiarizedTra
 
 
 def diarized_json(transcript: Transcript) -> dict:
-    """OpenAI's diarized_json: the diarized transcript's segments without words, speakers, backend, timings."""
+    """OpenAI's diarized_json exactly: string segment ids, a known speaker's name or else A, B, ... in the order
+    the anonymous speakers first speak, the duration as usage."""
+    names = {speaker.id for speaker in transcript.speakers if speaker.name}
+    letters: dict[str, str] = {}
+    for seg in transcript.segments:
+        if seg.speaker and seg.speaker not in names and seg.speaker not in letters:
+            letters[seg.speaker] = letter(len(letters))
+    letters |= {name: name for name in names}
+    segments = [
+        TranscriptionDiarizedSegment(
+            id=f"seg_{seg.id}", start=seg.start, end=seg.end, text=seg.text, speaker=letters.get(seg.speaker or "", "A")
+        )
+        for seg in transcript.segments
+    ]
     body = TranscriptionDiarized(
-        text=transcript.text,
-        language=transcript.language,
-        duration=transcript.duration,
-        segments=[
-            TranscriptionDiarizedSegment(id=seg.id, start=seg.start, end=seg.end, speaker=seg.speaker, text=seg.text)
-            for seg in transcript.segments
-        ],
-        model=transcript.model,
+        text=transcript.text, duration=transcript.duration, segments=segments,
         usage=DurationUsage(seconds=transcript.duration),
-    )
+    )  # fmt: skip
     return body.model_dump()
+
+
+def letter(index: int) -> str:
+    """A, B, ... Z, AA, AB, ...: OpenAI's anonymous speaker labels."""
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
 
 
 def render(transcript: Transcript, response_format: str, granularities: set[str], temperature: float) -> Response:

@@ -102,26 +102,25 @@ class TranscriptionVerbose(BaseModel):
     text: str
     segments: list[TranscriptionSegment] | None = None
     words: list[TranscriptionWord] | None = None
+    usage: DurationUsage
 
 
 class TranscriptionDiarizedSegment(BaseModel):
     type: Literal["transcript.text.segment"] = "transcript.text.segment"
-    id: int
+    id: str
     start: float
     end: float
-    speaker: str
+    speaker: str = Field(description="A, B, ... in the order they first speak, or a known name")
     text: str
 
 
 class TranscriptionDiarized(BaseModel):
-    """response_format=diarized_json: the diarized transcript's segments without words, speakers, backend, timings."""
+    """response_format=diarized_json, as OpenAI's TranscriptionDiarized: the segments with speakers, no words."""
 
     task: Literal["transcribe"] = "transcribe"
     text: str
-    language: str
     duration: float
     segments: list[TranscriptionDiarizedSegment]
-    model: str
     usage: DurationUsage
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from app.api.queue import InferenceQueue, QueueFull, Slot
 from app.api.schemas import Timings
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
-from app.inference.pipeline import Cancelled, Options, StageTimer
+from app.inference.pipeline import Cancelled, Options, StageTimer, WindowDone
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
 
@@ -42,12 +43,21 @@ class Service:
         if self.state.status == "error":
             raise APIError(503, f"the models failed to load: {self.state.error}", "server_error", "model_unavailable")
 
-    async def transcribe(self, request: Request, upload: UploadFile, options: Options) -> tuple[Transcript, Timings]:
+    async def transcribe(
+        self,
+        request: Request,
+        upload: UploadFile,
+        options: Options,
+        on_window: WindowDone | None = None,
+        started: asyncio.Future[None] | None = None,
+    ) -> tuple[Transcript, Timings]:
         """Run one upload through the pipeline: its transcript, and the seconds each stage took.
 
         The request was admitted before its body was read (admission.py); its ticket becomes a slot here.
         A caller that goes away is noticed at once: waiting, its slot leaves the queue; running,
-        the pipeline stops at its next window. Either way the answer is a 499 nobody reads.
+        the pipeline stops at its next window. Either way the answer is a 499 nobody reads. A cancelled
+        call stops the pipeline the same way. `started` is set once the upload is decoded and handed to
+        the queue; `on_window` hears of each finished window (a streamed response).
         """
         self.require_ready()
         ticket = getattr(request.state, "ticket", None)
@@ -64,9 +74,15 @@ class Service:
             audio = await run_in_threadpool(self._decode, upload, workdir)
             decode_s = time.perf_counter() - began
             timer = StageTimer()
-            transcript = await slot.run(self.state.pipeline.run, audio, options, timer)
+            if started is not None:
+                started.set_result(None)
+            run = functools.partial(self.state.pipeline.run, on_window=on_window)
+            transcript = await slot.run(run, audio, options, timer)
         except (Cancelled, asyncio.CancelledError):
             if not options.cancel.is_set():
+                options.cancel.set()  # this call was cancelled (a stream's caller left): stop at the next window
+                slot.cancel()
+                log.info("the call was cancelled: its transcription was dropped")
                 raise
             log.info("the caller went away: its transcription was dropped")
             raise APIError(499, "the client closed the request", code="client_closed") from None

@@ -58,6 +58,7 @@ class WhisperTranscriber:
         prompt: str | None = None,
         temperature: float = 0.0,
         words: bool = True,
+        hotwords: str | None = None,
     ) -> Iterator[tuple[int, list[dict], float]]:
         """Transcribe (start_s, audio) chunks of at most 30 s: one segment per sentence, words timed.
 
@@ -70,7 +71,7 @@ class WhisperTranscriber:
         prompt_tokens = []
         if options.initial_prompt:
             prompt_tokens = tokenizer.encode(" " + options.initial_prompt.strip())
-        sot = self.model.get_prompt(tokenizer, prompt_tokens, without_timestamps=True)
+        sot = self.model.get_prompt(tokenizer, prompt_tokens, without_timestamps=True, hotwords=hotwords or None)
         sampling = {"sampling_temperature": temperature, "sampling_topk": 0} if temperature > 0 else {}
         beam = 1 if temperature > 0 else options.beam_size
         for batch in batched(chunks, self.batch_size):

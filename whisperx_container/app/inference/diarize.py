@@ -24,8 +24,11 @@ from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 from pyannote.core import SlidingWindowFeature
 from pyannote.pipeline.parameter import ParamDict, Uniform
-from whisperx.vads.pyannote import Pyannote as WhisperxVad
+from whisperx.diarize import Segment as SegmentX
+from whisperx.vads.pyannote import Binarize
+from whisperx.vads.vad import Vad
 
+from app.inference.speech import VadOptions, shape_regions
 from app.inference.windows import WindowSpeakers
 
 SAMPLE_RATE = 16000
@@ -86,20 +89,27 @@ def share_segmentations(pipeline: SpeakerDiarization) -> SpeakerDiarization:
     return pipeline
 
 
-def speech_chunks(segmentations: SlidingWindowFeature, model: Model, offset: float, chunk_s: float = 30.0) -> list:
+def speech_chunks(segmentations: SlidingWindowFeature, model: Model, offset: float, vad: VadOptions | None = None,
+                  chunk_s: float = 30.0) -> list:  # fmt: skip
     """Whisper's input chunks (<= chunk_s, cut at pauses) from the diarization segmentation.
 
-    Speech activity is "any local speaker active", averaged over overlapping windows, then whisperX's
-    own binarisation and chunk merging (the same thresholds as its default pyannote VAD).
+    Speech activity is "any local speaker active", averaged over overlapping windows, then binarised
+    as whisperX does (hysteresis, regions split at their quietest point past chunk_s) with `vad`'s
+    threshold, padding and shortest pause, and merged into chunks of up to chunk_s.
     """
+    vad = vad or VadOptions()
     active = np.max(np.nan_to_num(segmentations.data), axis=2, keepdims=True).astype(np.float32)
     speech = Inference.aggregate(
         SlidingWindowFeature(active, segmentations.sliding_window), frames=model.receptive_field, hamming=False
     )
     speech.data = np.nan_to_num(speech.data).astype(np.float32)
-    if not np.any(speech.data > 0.5):
+    onset, off = vad.threshold, vad.threshold * VadOptions.OFFSET_RATIO
+    binarize = Binarize(onset=onset, offset=off, max_duration=chunk_s)
+    found = [(t.start, t.end) for t in binarize(speech).get_timeline()]
+    regions = [SegmentX(s, e, "UNKNOWN") for s, e in shape_regions(found, vad.prefix_padding_s, vad.silence_s, chunk_s)]
+    if not regions:
         return []
-    chunks = WhisperxVad.merge_chunks(speech, chunk_s, onset=0.5, offset=0.363)
+    chunks = Vad.merge_chunks(regions, chunk_s, onset, off)
     return [(offset + c["start"], offset + c["end"]) for c in chunks if c["end"] > c["start"]]
 
 
@@ -143,6 +153,13 @@ def replaying(pipeline: SpeakerDiarization, replay: EmbeddingReplay | None) -> I
         yield
     finally:
         pipeline._embedding = replay.embedding
+
+
+@torch.inference_mode()
+def embed_voice(pipeline: SpeakerDiarization, samples: np.ndarray) -> np.ndarray:
+    """One embedding of a whole clip (a known speaker's reference) by the pipeline's speaker embedding."""
+    waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None, None]
+    return np.asarray(pipeline._embedding(waveform), dtype=np.float32)[0]
 
 
 def diarize_window(

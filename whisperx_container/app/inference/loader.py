@@ -143,6 +143,7 @@ class ModelLoader:
             window_s=settings.whisperx_window_s,
             max_speakers=settings.whisperx_max_speakers,
             aligner=aligner,
+            known_speaker_threshold=settings.whisperx_known_speaker_threshold,
         )
 
     def load_whisper(self, ct2_device: str, compute_type: str, threads: int):

@@ -27,19 +27,31 @@ from whisperx.diarize import assign_word_speakers
 
 from app.inference.asr import WhisperTranscriber
 from app.inference.audio import PcmAudio
-from app.inference.diarize import SAMPLE_RATE, EmbeddingReplay, diarize_window, speech_chunks
+from app.inference.diarize import SAMPLE_RATE, EmbeddingReplay, diarize_window, embed_voice, speech_chunks
+from app.inference.speech import VadOptions
 from app.inference.transcript import Transcript
-from app.inference.windows import SpeakerLinker, WindowSpeakers, cut_windows
+from app.inference.windows import Match, SpeakerLinker, WindowSpeakers, cut_windows, name_speakers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class KnownSpeaker:
+    """A voice to name: its name and a 2-10 s reference clip (16 kHz mono float32)."""
+
+    name: str
+    samples: np.ndarray
 
 
 @dataclass
 class Options:
     language: str | None = None
     prompt: str | None = None
+    hotwords: str | None = None  # faster-whisper's: words to bias the decoder towards, in the prompt's place
     temperature: float = 0.0
     diarize: bool = True
+    vad: VadOptions = field(default_factory=VadOptions)
+    known_speakers: list[KnownSpeaker] = field(default_factory=list)  # named where a speaker's voice matches
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
@@ -145,7 +157,8 @@ class NoScratch:
 
 class SpeechPipeline:
     def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
-                 window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65):  # fmt: skip
+                 window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65,
+                 known_speaker_threshold: float = 0.6):  # fmt: skip
         self.transcriber = transcriber
         self.diarization = diarization  # a pyannote SpeakerDiarization whose segmentation is shared
         self.segmentation = segmentation  # pyannote Inference: (chunks, frames, local speakers)
@@ -154,6 +167,7 @@ class SpeechPipeline:
         self.max_speakers = max_speakers
         self.aligner = aligner  # app.inference.align.Wav2Vec2Aligner or None: word times from Whisper
         self.link_threshold = link_threshold
+        self.known_speaker_threshold = known_speaker_threshold
 
     def windows(self, audio: PcmAudio) -> list[tuple[float, float]]:
         return cut_windows(audio, self.window_s)
@@ -181,6 +195,10 @@ class SpeechPipeline:
         if options.num_speakers:
             cap = max(cap, options.num_speakers)
         linker = SpeakerLinker(threshold=self.link_threshold, max_speakers=cap)
+        references = []  # each known voice embedded by the diarizer's own speaker embedding
+        if options.known_speakers and options.diarize:
+            with timings.stage("known_speakers"):
+                references = [(k.name, embed_voice(self.diarization, k.samples)) for k in options.known_speakers]
         segments: list[dict] = []
         language = options.language or self.transcriber.fixed_language
         for result in done:
@@ -213,7 +231,7 @@ class SpeechPipeline:
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     with timings.stage("vad"):
                         segmentations = self.segment(index, waveform, scratch, timings)
-                        chunks = speech_chunks(segmentations, self.segmentation.model, start)
+                        chunks = speech_chunks(segmentations, self.segmentation.model, start, options.vad)
                     put((index, start, end, chunks))
                     speakers = None
                     if options.diarize and chunks:
@@ -271,7 +289,11 @@ class SpeechPipeline:
                 segments.extend(found)
                 if on_window is not None:
                     result = WindowResult(index, start, end, plain(found), speakers, language)
-                    so_far = linker.finish() if options.diarize else []
+                    so_far = (
+                        named(*linker.speakers(), references, self.known_speaker_threshold)[0]
+                        if options.diarize
+                        else []
+                    )
                     on_window(result, by_speaker(copy.deepcopy(result.segments), so_far) if so_far else result.segments)
         except Cancelled:
             if not failure:
@@ -284,13 +306,17 @@ class SpeechPipeline:
         if options.cancelled():
             raise Cancelled
 
-        turns = linker.finish(options.num_speakers if not single else None) if options.diarize else []
+        turns, centroids = (
+            linker.speakers(options.num_speakers if not single else None) if options.diarize else ([], {})
+        )
+        turns, matches = named(turns, centroids, references, self.known_speaker_threshold)
         if turns:
             segments = by_speaker(segments, turns)
         language = language or "en"
         return Transcript.from_segments(
-            segments, turns, language=language, duration=audio.duration, model=self.model_name, diarized=options.diarize
-        )
+            segments, turns, language=language, duration=audio.duration, model=self.model_name,
+            diarized=options.diarize, matches=matches,
+        )  # fmt: skip
 
     def segment(self, index: int, waveform: torch.Tensor, scratch: Scratch,
                 timings: StageTimer) -> SlidingWindowFeature:  # fmt: skip
@@ -334,7 +360,7 @@ class SpeechPipeline:
                 language = self.transcriber.detect_language(pieces[0][1])
             aligner = self.aligner.for_language(language) if self.aligner else None
             batches = self.transcriber.transcribe(
-                pieces, language, options.prompt, options.temperature, words=aligner is None
+                pieces, language, options.prompt, options.temperature, words=aligner is None, hotwords=options.hotwords
             )
             for size, segments, seconds in batches:
                 found.extend(plain(segments))
@@ -349,6 +375,15 @@ class SpeechPipeline:
                 found = plain(aligner.align(found, audio.read(start, end), start))
             scratch.put(index, "whisper.json", {"chunks": done, "segments": found, "language": language, "final": True})
         return found, language
+
+
+def named(turns: list[tuple[float, float, str]], centroids: dict[str, np.ndarray], references: list,
+          threshold: float) -> tuple[list[tuple[float, float, str]], dict[str, Match]]:  # fmt: skip
+    """The turns with each speaker a known voice matched (windows.name_speakers) relabelled by its name, and the
+    matches by name."""
+    matches = name_speakers(centroids, references, threshold) if references else {}
+    renamed = [(start, end, matches[label].name if label in matches else label) for start, end, label in turns]
+    return renamed, {match.name: match for match in matches.values()}
 
 
 def plain(value: Any) -> Any:

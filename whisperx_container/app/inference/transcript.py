@@ -36,9 +36,16 @@ class Segment(BaseModel):
     avg_logprob: float | None = Field(None, exclude=True)
 
 
+class SpeakerMatch(BaseModel):
+    reference: int = Field(description="the index of the known_speaker_references[] entry the voice matched")
+    similarity: float = Field(description="cosine similarity of the speaker's voice and the reference's")
+
+
 class Speaker(BaseModel):
     id: str
     duration: float = Field(description="seconds of speech")
+    name: str | None = Field(None, description="the known speaker's name, when a reference matched")
+    match: SpeakerMatch | None = None
 
 
 class Transcript(BaseModel):
@@ -61,13 +68,16 @@ class Transcript(BaseModel):
         duration: float,
         model: str,
         diarized: bool,
+        matches: dict | None = None,
     ) -> Transcript:
         """The pipeline's segments (dicts, as whisperX's functions pass them) as the typed result.
 
         Segments are numbered and their times rounded to the millisecond. Diarized, each segment and each
         word without a speaker of its own gets its segment's (SPEAKER_00 if none), and `speakers` sums the
-        turns per label, plus the segments of a label the turns never name.
+        turns per label, plus the segments of a label the turns never name. `matches` (label: a
+        windows.Match) are the labels that are known speakers' names.
         """
+        matches = matches or {}
         out = []
         for i, seg in enumerate(segments):
             speaker = (seg.get("speaker") or "SPEAKER_00") if diarized else None
@@ -94,6 +104,14 @@ class Transcript(BaseModel):
             duration=round(duration, 3),
             text=" ".join(seg.text for seg in out).strip(),
             segments=out,
-            speakers=[Speaker(id=label, duration=round(s, 3)) for label, s in sorted(seconds.items())],
+            speakers=[_speaker(label, s, matches.get(label)) for label, s in sorted(seconds.items())],
             model=model,
         )
+
+
+def _speaker(label: str, seconds: float, match=None) -> Speaker:
+    """A speaker of the transcript; `match` (a windows.Match) when its label is a known speaker's name."""
+    if match is None:
+        return Speaker(id=label, duration=round(seconds, 3))
+    found = SpeakerMatch(reference=match.reference, similarity=match.similarity)
+    return Speaker(id=label, duration=round(seconds, 3), name=match.name, match=found)

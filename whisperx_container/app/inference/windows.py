@@ -119,6 +119,10 @@ class SpeakerLinker:
 
         With num_speakers, the two most similar speakers are merged until that many are left.
         """
+        return self.speakers(num_speakers)[0]
+
+    def speakers(self, num_speakers: int | None = None) -> tuple[list[tuple[float, float, str]], dict[str, np.ndarray]]:
+        """`finish`'s turns, and each final speaker's centroid (unit length, weighted by speech)."""
         merged = list(range(len(self.centroids)))
         if num_speakers is not None:
             groups = {g: [g] for g in merged}
@@ -142,4 +146,33 @@ class SpeakerLinker:
             if root not in names:
                 names[root] = f"SPEAKER_{len(names):02d}"
             out.append((start, end, names[root]))
-        return out
+        centroids: dict[str, np.ndarray] = {}
+        for g, root in enumerate(merged):
+            if root in names:
+                label = names[root]
+                centroids[label] = centroids.get(label, 0) + self.centroids[g] * self.weights[g]
+        return out, {label: _unit(c) for label, c in centroids.items()}
+
+
+@dataclass
+class Match:
+    """A speaker named after a known voice: the reference's index and the cosine similarity."""
+
+    name: str
+    reference: int
+    similarity: float
+
+
+def name_speakers(centroids: dict[str, np.ndarray], references: list[tuple[str, np.ndarray]],
+                  threshold: float) -> dict[str, Match]:  # fmt: skip
+    """Known voices onto speakers, one to one: the assignment with the largest total cosine similarity,
+    keeping the pairs at or above `threshold`; a speaker without one keeps its anonymous label."""
+    labels = list(centroids)
+    if not labels or not references:
+        return {}
+    sim = np.array([[float(_unit(centroids[label]) @ _unit(vector)) for _, vector in references] for label in labels])
+    return {
+        labels[r]: Match(references[c][0], c, round(float(sim[r, c]), 4))
+        for r, c in best_assignment(sim)
+        if sim[r, c] >= threshold
+    }

@@ -28,7 +28,7 @@ from app.api.errors import APIError
 from app.api.queue import InferenceQueue, QueueFull, Slot, Ticket
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
-from app.inference.pipeline import Cancelled, Options, StageTimer, WindowResult
+from app.inference.pipeline import Cancelled, KnownSpeaker, Options, StageTimer, WindowResult
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
 from app.jobs.store import FINISHED, CorruptJob, Job, JobStore, Scratch
@@ -71,15 +71,20 @@ class JobRunner:
             self._housekeeping.cancel()
 
     # -- the API's side ---------------------------------------------------------------------------
-    def submit(self, ticket: Ticket | None, upload: Path, filename: str, options: dict[str, Any], fmt: str) -> Job:
-        """A new job for an upload already on disk (moved into the job's directory): queued now."""
+    def submit(self, ticket: Ticket | None, upload: Path, filename: str, options: dict[str, Any], fmt: str,
+               known: list[KnownSpeaker] = ()) -> Job:  # fmt: skip
+        """A new job for an upload already on disk (moved into the job's directory): queued now. The known
+        speakers' names go in its options, their clips beside it."""
         self._make_room(upload.stat().st_size)
         try:
             slot = ticket.reserve() if ticket else self.queue.reserve()
         except QueueFull as full:
             raise APIError(429, "too many requests are queued; retry later", "rate_limit_error", "queue_full",
                            {"Retry-After": str(full.retry_after)}) from None  # fmt: skip
+        if known:
+            options = {**options, "known_speaker_names": [k.name for k in known]}
         job = self.store.create(filename, options, fmt)
+        self.store.save_voices(job.id, [k.samples for k in known])
         shutil.move(upload, self.store.upload(job.id))
         self._event(job, "status", {"status": "queued"})
         self._schedule(job, slot)
@@ -196,7 +201,10 @@ class JobRunner:
             job.windows = [list(w) for w in pipeline.windows(audio)]
             self.store.save(job)
         done = [WindowResult.from_json(w) for w in self.store.windows(job.id)]
-        options = Options(**job.options, cancel=cancel)
+        settings = dict(job.options)
+        names = settings.pop("known_speaker_names", [])
+        known = [KnownSpeaker(n, clip) for n, clip in zip(names, self.store.voices(job.id, len(names)), strict=True)]
+        options = Options(**settings, known_speakers=known, cancel=cancel)
         began, audio_before = time.monotonic(), job.audio_s_done
 
         def finished(result: WindowResult, labelled: list[dict]) -> None:

@@ -5,6 +5,7 @@
     <id>/audio.s16le         the decoded recording (16 kHz mono PCM), kept while the job can still run
     <id>/windows/NNNNN.json  one checkpoint per finished window: its segments and its diarization
     <id>/windows/NNNNN.work/ the work done so far inside a window not finished yet (Scratch), until it is
+    <id>/voices/NN.npy       the known speakers' reference clips (16 kHz float32), named in job.json
     <id>/events.jsonl        every event the job sent, one JSON object a line, numbered from 1
     <id>/result.json         the transcript, once completed
 
@@ -17,6 +18,7 @@ cannot be read back is done again.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -188,6 +190,25 @@ class JobStore:
         if [r.get("index") for r in results] != list(range(len(results))):
             raise CorruptJob("the window checkpoints are not the windows 0, 1, 2, ... in order")
         return results
+
+    # -- known speakers ---------------------------------------------------------------------------
+    def save_voices(self, job_id: str, clips: list[np.ndarray]) -> None:
+        (self.dir(job_id) / "voices").mkdir(exist_ok=True)
+        for i, samples in enumerate(clips):
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(samples, dtype=np.float32), allow_pickle=False)
+            write_atomic(self.dir(job_id) / "voices" / f"{i:02d}.npy", buffer.getvalue())
+
+    def voices(self, job_id: str, count: int) -> list[np.ndarray]:
+        """The job's `count` reference clips (CorruptJob if one cannot be read)."""
+        clips = []
+        for i in range(count):
+            path = self.dir(job_id) / "voices" / f"{i:02d}.npy"
+            try:
+                clips.append(np.load(path, allow_pickle=False))
+            except (OSError, ValueError, EOFError):
+                raise CorruptJob(f"its known speaker reference {path.name} cannot be read back") from None
+        return clips
 
     # -- the result -------------------------------------------------------------------------------
     def save_result(self, job_id: str, result: dict[str, Any]) -> None:

@@ -21,9 +21,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import APIError, bad_request
 from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
-from app.api.routers.transcriptions import language_option, speakers_options
+from app.api.routers.transcriptions import (
+    HOTWORDS,
+    STRICT,
+    KnownNames,
+    KnownReferences,
+    language_option,
+    speakers_options,
+)  # fmt: skip
 from app.api.schemas import JobList, JobObject, Timings
 from app.api.service import Service, get_service
+from app.api.voices import known_speakers
 from app.jobs.runner import JobRunner
 
 router = APIRouter(prefix="/v1/audio/jobs", tags=["jobs"])
@@ -37,7 +45,7 @@ Runner = Annotated[JobRunner, Depends(get_runner)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-@router.post("", status_code=202, response_model=JobObject)
+@router.post("", status_code=202, response_model=JobObject, dependencies=STRICT)
 async def create_job(
     request: Request,
     runner: Runner,
@@ -48,6 +56,9 @@ async def create_job(
     min_speakers: Annotated[int | None, Form()] = None,
     max_speakers: Annotated[int | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
+    hotwords: Annotated[str | None, Form(description=HOTWORDS)] = None,
+    known_speaker_names: KnownNames = None,
+    known_speaker_references: KnownReferences = None,
     response_format: Annotated[str, Form(description="what GET .../result returns by default")] = "json",
 ) -> JSONResponse:
     service.require_ready()
@@ -55,13 +66,14 @@ async def create_job(
     if response_format not in RESPONSE_FORMATS:
         raise bad_request(f"unsupported response_format {response_format!r}: use one of {', '.join(RESPONSE_FORMATS)}")
     options = {
-        "language": language_option(language, service), "prompt": prompt, "diarize": True,
+        "language": language_option(language, service), "prompt": prompt, "hotwords": hotwords, "diarize": True,
         "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
     }  # fmt: skip
+    known = await known_speakers(known_speaker_names, known_speaker_references)
     incoming = await run_in_threadpool(_keep, file, runner.store.root)
     try:
         job = runner.submit(getattr(request.state, "ticket", None), incoming, file.filename or "upload", options,
-                            response_format)  # fmt: skip
+                            response_format, known)  # fmt: skip
     finally:
         incoming.unlink(missing_ok=True)  # moved into the job's directory, unless refused
     return JSONResponse(job.view(), status_code=202)

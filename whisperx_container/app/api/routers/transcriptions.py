@@ -10,11 +10,23 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from app.api.errors import bad_request
 from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
+from app.api.params import chunking_strategy as chunking_strategy_option
+from app.api.params import include_option, known_fields_only
 from app.api.schemas import DiarizedTranscript, Transcription, TranscriptionDiarized, TranscriptionVerbose
 from app.api.service import Service, get_service
+from app.api.streaming import stream_transcription
+from app.api.voices import known_speakers
 from app.inference.pipeline import Options
 
 router = APIRouter(prefix="/v1/audio")
+STRICT = [Depends(known_fields_only)]  # a form field the endpoint does not declare is a 400 unknown_parameter
+CHUNKING = "'auto' (the default), or a server_vad object: threshold, prefix_padding_ms, silence_duration_ms"
+KnownNames = Annotated[list[str] | None, Form(alias="known_speaker_names[]", description="names, paired by position")]
+KnownReferences = Annotated[
+    list[str] | None, Form(alias="known_speaker_references[]", description="data URLs of 2-10 s of each voice")
+]
+STREAMED = ("json", "text", "diarized_json")  # OpenAI streams these; srt, vtt and verbose_json have no events
+HOTWORDS = "faster-whisper's hotwords: words to bias the decoder towards (an extension of OpenAI's API)"
 GRANULARITIES = {"segment", "word"}
 MAX_SPEAKERS_PARAM = 64
 TEXT = {"schema": {"type": "string"}}
@@ -47,7 +59,7 @@ def speakers_options(num: int | None, low: int | None, high: int | None) -> None
         raise bad_request(f"min_speakers ({low}) is greater than max_speakers ({high})")
 
 
-@router.post("/transcriptions", response_class=Response, responses=TRANSCRIPTION_RESPONSES)
+@router.post("/transcriptions", response_class=Response, responses=TRANSCRIPTION_RESPONSES, dependencies=STRICT)
 async def transcriptions(
     request: Request,
     file: Annotated[UploadFile, File(description="audio in any format ffmpeg reads")],
@@ -59,6 +71,11 @@ async def transcriptions(
     response_format: Annotated[str, Form()] = "json",
     timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
     stream: Annotated[bool, Form()] = False,
+    chunking_strategy: Annotated[str | None, Form(description=CHUNKING)] = None,
+    include: Annotated[list[str] | None, Form(alias="include[]")] = None,
+    hotwords: Annotated[str | None, Form(description=HOTWORDS)] = None,
+    known_speaker_names: KnownNames = None,
+    known_speaker_references: KnownReferences = None,
 ) -> Response:
     if response_format not in RESPONSE_FORMATS:
         raise bad_request(f"unsupported response_format {response_format!r}: use one of {', '.join(RESPONSE_FORMATS)}")
@@ -67,19 +84,27 @@ async def transcriptions(
         raise bad_request(f"unsupported timestamp_granularities {sorted(unknown)}: use segment and/or word")
     if granularities and response_format != "verbose_json":
         raise bad_request("timestamp_granularities[] needs response_format=verbose_json")
-    if stream:
-        raise bad_request("streaming is not supported", "unsupported_parameter")
+    if stream and response_format not in STREAMED:
+        raise bad_request(f"stream=true gives transcript events; response_format must be one of {', '.join(STREAMED)}")
+    include_option(include)
+    if (known_speaker_names or known_speaker_references) and response_format != "diarized_json":
+        raise bad_request("known_speaker_names[] and known_speaker_references[] need response_format=diarized_json")
     options = Options(
         language=language_option(language, service),
         prompt=prompt,
+        hotwords=hotwords,
         temperature=temperature,
         diarize=response_format == "diarized_json",
+        vad=await chunking_strategy_option(request, chunking_strategy),
+        known_speakers=await known_speakers(known_speaker_names, known_speaker_references),
     )
+    if stream:
+        return await stream_transcription(request, service, file, options, diarized=options.diarize)
     transcript, _ = await service.transcribe(request, file, options)
     return render(transcript, response_format, granularities, temperature)
 
 
-@router.post("/transcribe-with-speakers", response_model=DiarizedTranscript)
+@router.post("/transcribe-with-speakers", response_model=DiarizedTranscript, dependencies=STRICT)
 async def transcribe_with_speakers(
     request: Request,
     file: Annotated[UploadFile, File(description="audio in any format ffmpeg reads")],
@@ -89,11 +114,16 @@ async def transcribe_with_speakers(
     min_speakers: Annotated[int | None, Form()] = None,
     max_speakers: Annotated[int | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
+    hotwords: Annotated[str | None, Form(description=HOTWORDS)] = None,
+    known_speaker_names: KnownNames = None,
+    known_speaker_references: KnownReferences = None,
 ) -> DiarizedTranscript:
     speakers_options(num_speakers, min_speakers, max_speakers)
     options = Options(
         language=language_option(language, service),
         prompt=prompt,
+        hotwords=hotwords,
+        known_speakers=await known_speakers(known_speaker_names, known_speaker_references),
         diarize=True,
         num_speakers=num_speakers,
         min_speakers=min_speakers,
