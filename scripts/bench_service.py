@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from scripts.bench import jobs
+from scripts.bench import jobs, voices
 from scripts.bench.recordings import PAUSE_S, dialogue_lines, mix, reference_blocks
 from scripts.bench.scoring import der, hypothesis_turns, rttm_turns, stm_lines, wer, word_speaker_accuracy
 
@@ -384,6 +384,8 @@ def report(results: dict, out: Path) -> None:
     )
     if results.get("jobs"):
         lines += jobs_section(results["jobs"])
+    if results.get("voices"):
+        lines += voices_section(results["voices"])
     lines += [
         "",
         "## Accuracy",
@@ -416,6 +418,47 @@ def kept_work(replayed: dict[str, int]) -> str:
     names = {"segmentation": "segmentation", "embedding_batches": "embedding batches",
              "diarization": "diarization", "whisper_chunks": "Whisper chunks"}  # fmt: skip
     return ", ".join(f"{replayed[k]} {name}" for k, name in names.items() if replayed.get(k)) or "nothing"
+
+
+def voices_section(v: dict) -> list[str]:
+    m, recs = v["machine"], v["recordings"]
+    genuine, impostor = v["genuine"], v["impostor"]
+    extra = [r["with_s"] - r["without_s"] for r in recs]
+    refs = sum(r["references"] for r in recs)
+    lines = [
+        "",
+        "## Known speakers",
+        "",
+        f"Measured {v['date']} on {m['cpus']} CPU cores ({m['cpu']}), {m['memory_gb']} GB RAM"
+        f" (`scripts/bench/voices.py`): {len(recs)} recordings of {min(v['duration_s']):.0f}-"
+        f"{max(v['duration_s']):.0f} s, each 3-5 of {v['pool']} espeak voices taking turns, every voice's"
+        " reference another sentence in its voice. Each recording went through `transcribe-with-speakers`"
+        " with the references of its own voices and two absent ones, with absent voices only, and without"
+        " references, the service at `WHISPERX_KNOWN_SPEAKER_THRESHOLD=-1` so that every one-to-one"
+        " assignment came back with its similarity.",
+        "",
+        f"Similarity of a speaker to its own voice's reference: {len(genuine)} pairs, min {min(genuine):.3f},"
+        f" median {float(np.median(genuine)):.3f}; to another voice's: {len(impostor)} pairs, max"
+        f" {max(impostor):.3f}, median {float(np.median(impostor)):.3f}.",
+        "",
+        "| threshold | precision of names | recall of names | wrong names (of every impostor pair) |",
+        "|---|---|---|---|",
+    ]
+    for row in v["thresholds"]:
+        chosen = " (the default)" if row["threshold"] == v["default"] else ""
+        lines.append(
+            f"| {row['threshold']:g}{chosen} | {row['precision']:.0%} | {row['recall']:.0%} |"
+            f" {row['false_names']} of {len(impostor)} |"
+        )
+    lines += [
+        "",
+        f"The default `WHISPERX_KNOWN_SPEAKER_THRESHOLD={v['default']:g}` sits between the highest impostor"
+        " and the lowest genuine similarity measured here. What references cost: "
+        f"{float(np.mean(extra)):+.2f} s per request on average ({sum(extra) / refs:+.3f} s per reference;"
+        f" requests of {min(r['without_s'] for r in recs):.1f}-{max(r['without_s'] for r in recs):.1f} s"
+        " without references), the embedding of each 2-10 s clip on the diarizer's model.",
+    ]
+    return lines
 
 
 def jobs_section(j: dict) -> list[str]:
@@ -521,6 +564,7 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="rewrite service.md and .png from service.json")
     parser.add_argument("--note", action="append", default=[], help="a line for the report's notes")
     parser.add_argument("--only-http", action="store_true", help="re-measure HTTP vs in-process into service.json")
+    parser.add_argument("--only-voices", action="store_true", help="re-measure known speakers into service.json")
     parser.add_argument(
         "--variant",
         action="append",
@@ -570,6 +614,17 @@ def main() -> int:
         service = Service(args.image, args.bundle, args.work)
         try:
             results["jobs"] = measure_jobs(args, service, recordings)
+        finally:
+            service.remove()
+        results["notes"] = notes(results) + args.note
+        (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
+        report(results, args.out / "service.md")
+        return 0
+    if args.only_voices:
+        results = json.loads((args.out / "service.json").read_text())
+        service = Service(args.image, args.bundle, args.work, env={"WHISPERX_KNOWN_SPEAKER_THRESHOLD": "-1"})
+        try:
+            results["voices"] = measure_voices(service, args.work / "voices")
         finally:
             service.remove()
         results["notes"] = notes(results) + args.note
@@ -681,6 +736,17 @@ def measure_jobs(args, service: Service, recordings: dict) -> dict:
     long = recordings[args.jobs_minutes]["path"]
     out = jobs.benchmark(service, long, recordings[args.http_minutes]["path"], args.http_runs)
     out.update(minutes=args.jobs_minutes, short_minutes=args.http_minutes, machine=machine(),
+               date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
+    return out
+
+
+def measure_voices(service: Service, work: Path) -> dict:
+    """The Known speakers section (scripts/bench/voices.py) and the threshold's precision and recall."""
+    out = voices.benchmark(service.url, work)
+    field = "from app.config import Settings; print(Settings.model_fields['whisperx_known_speaker_threshold'].default)"
+    default = float(docker("exec", service.name, "python", "-c", field).stdout.strip())
+    out["thresholds"] = [voices.at_threshold(out, t) for t in sorted({0.3, 0.4, 0.5, default, 0.7, 0.8})]
+    out.update(default=default, pool=len(voices.POOL), machine=machine(),
                date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
     return out
 
