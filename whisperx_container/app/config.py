@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     whisperx_jobs_retention_h: float = Field(168.0, gt=0, description="finished jobs are deleted this long after")
     whisperx_jobs_max_gb: float = Field(50.0, gt=0, description="cap on the job store; the oldest finished go first")
     whisperx_max_speakers: int = Field(8, ge=1, le=64, description="cap on speakers per recording")
-    whisperx_known_speaker_threshold: float = Field(
-        0.6, ge=-1.0, le=1.0, description="cosine similarity a speaker's voice needs to a known speaker's reference"
+    whisperx_known_speaker_threshold: float = Field(  # docs/benchmarks/service.md, "Known speakers"
+        0.85, ge=-1.0, le=1.0, description="cosine similarity a speaker's voice needs to a known speaker's reference"
     )
     whisperx_window_s: float = Field(600.0, ge=60.0, description="diarization window; bounds memory on long audio")
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")

@@ -158,7 +158,7 @@ class NoScratch:
 class SpeechPipeline:
     def __init__(self, transcriber: WhisperTranscriber, diarization, segmentation, *, model_name: str,
                  window_s: float, max_speakers: int, aligner=None, link_threshold: float = 0.65,
-                 known_speaker_threshold: float = 0.6):  # fmt: skip
+                 known_speaker_threshold: float = 0.85):  # fmt: skip
         self.transcriber = transcriber
         self.diarization = diarization  # a pyannote SpeakerDiarization whose segmentation is shared
         self.segmentation = segmentation  # pyannote Inference: (chunks, frames, local speakers)
