@@ -617,27 +617,10 @@ def main() -> int:
         return 0
     recordings = {m: mix(m, blocks, args.work) for m in lengths}
     if args.only_jobs:
-        results = json.loads((args.out / "service.json").read_text())
-        service = Service(args.image, args.bundle, args.work)
-        try:
-            results["jobs"] = measure_jobs(args, service, recordings)
-        finally:
-            service.remove()
-        results["notes"] = notes(results) + args.note
-        (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
-        report(results, args.out / "service.md")
-        return 0
+        return remeasure(args, "jobs", {}, lambda service: measure_jobs(args, service, recordings))
     if args.only_voices:
-        results = json.loads((args.out / "service.json").read_text())
-        service = Service(args.image, args.bundle, args.work, env={"WHISPERX_KNOWN_SPEAKER_THRESHOLD": "-1"})
-        try:
-            results["voices"] = measure_voices(service, args.work / "voices")
-        finally:
-            service.remove()
-        results["notes"] = notes(results) + args.note
-        (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
-        report(results, args.out / "service.md")
-        return 0
+        threshold_off = {"WHISPERX_KNOWN_SPEAKER_THRESHOLD": "-1"}
+        return remeasure(args, "voices", threshold_off, lambda service: measure_voices(service, args.work / "voices"))
     if args.only_http:
         results = json.loads((args.out / "service.json").read_text())
         service = Service(args.image, args.bundle, args.work)
@@ -745,6 +728,20 @@ def measure_jobs(args, service: Service, recordings: dict) -> dict:
     out.update(minutes=args.jobs_minutes, short_minutes=args.http_minutes, machine=machine(),
                date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))  # fmt: skip
     return out
+
+
+def remeasure(args, key: str, env: dict[str, str], measure) -> int:
+    """One section of service.json measured again on a fresh container, the report rewritten."""
+    results = json.loads((args.out / "service.json").read_text())
+    service = Service(args.image, args.bundle, args.work, env=env)
+    try:
+        results[key] = measure(service)
+    finally:
+        service.remove()
+    results["notes"] = notes(results) + args.note
+    (args.out / "service.json").write_text(json.dumps(results, indent=1) + "\n")
+    report(results, args.out / "service.md")
+    return 0
 
 
 def measure_voices(service: Service, work: Path) -> dict:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,26 @@ def transcribe(url: str, path: Path, *, timeout: float = 180, **form) -> dict:
 
 def remove(container: Container) -> None:
     docker("rm", "-f", container.name, check=False)
+
+
+def serving(model_bundle: Path, env: dict[str, str]) -> Iterator[Container]:
+    """A ready container with these settings, removed afterwards (`yield from` it in a fixture)."""
+    container = start(model_bundle, env=env)
+    try:
+        assert wait_for(container, {"ready", "error"})["status"] == "ready", container.logs()[-3000:]
+        yield container
+    finally:
+        remove(container)
+
+
+def repeated(clip: Path, times: int, target: Path) -> Path:
+    """A WAV of `clip` said `times` times over (a long recording out of a short fixture)."""
+    with wave.open(str(clip)) as source:
+        params, frames = source.getparams(), source.readframes(source.getnframes())
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * times)
+    return target
 
 
 def wait_for(container: Container, statuses: set[str], timeout: float = 180) -> dict:

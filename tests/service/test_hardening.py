@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from openai import AuthenticationError, OpenAI
 
-from tests.service.conftest import Container, docker, remove, start, wait_for
+from tests.service.conftest import Container, docker, remove, repeated, start, wait_for
 from tests.service.test_audio_decoding import SBAGEN, silence, wav_header
 
 pytestmark = pytest.mark.integration
@@ -125,15 +124,6 @@ def test_decode_bombs_are_refused_within_seconds_and_leave_nothing(guarded: Cont
 
 
 # -- a full queue and callers that leave -----------------------------------------------------------------------
-def long_recording(audio: Path, target: Path, repeats: int) -> Path:
-    with wave.open(str(audio / "dialogue.wav")) as clip:
-        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-    with wave.open(str(target), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * repeats)
-    return target
-
-
 def abandon(service: Container, clip: Path) -> subprocess.Popen:
     """A caller that uploads a long file and goes away once it sees its request queued or running."""
     script = (
@@ -190,7 +180,7 @@ def read_response(conn: socket.socket) -> bytes:
 def test_a_full_queue_answers_before_the_upload_and_abandoned_callers_free_it(
     guarded: Container, audio: Path, tmp_path: Path
 ):
-    clip = long_recording(audio, tmp_path / "long.wav", 30)  # 30 dialogues: minutes of work, many windows
+    clip = repeated(audio / "dialogue.wav", 30, tmp_path / "long.wav")  # 30 dialogues: minutes of work, many windows
     done_before = metric(guarded, 'whisperx_requests_total{endpoint="transcribe-with-speakers",status="200"}')
     callers = [abandon(guarded, clip)]
     wait(lambda: queue(guarded)["running"] == 1)

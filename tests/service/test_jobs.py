@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.service.conftest import Container, docker, remove, start, transcribe, wait_for
+from tests.service.conftest import Container, docker, remove, repeated, start, transcribe, wait_for
 
 pytestmark = pytest.mark.integration
 JOBS = "/v1/audio/jobs"
@@ -52,13 +51,7 @@ def service(model_bundle: Path, store: Path) -> Iterator[Container]:
 
 @pytest.fixture(scope="module")
 def recording(audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with wave.open(str(audio / "dialogue.wav")) as clip:
-        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-    target = tmp_path_factory.mktemp("recording") / "meeting.wav"
-    with wave.open(str(target), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * 6)
-    return target
+    return repeated(audio / "dialogue.wav", 6, tmp_path_factory.mktemp("recording") / "meeting.wav")
 
 
 def submit(service: Container, clip: Path, **form) -> dict:
@@ -278,12 +271,7 @@ print(json.dumps(out))
 def test_a_crash_inside_a_window_resumes_from_the_work_its_scratch_kept(
     service: Container, audio: Path, tmp_path: Path
 ):
-    with wave.open(str(audio / "dialogue.wav")) as clip:
-        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-    two_windows = tmp_path / "two-windows.wav"
-    with wave.open(str(two_windows), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * 2)
+    two_windows = repeated(audio / "dialogue.wav", 2, tmp_path / "two-windows.wav")
     proc = subprocess.run(
         ["docker", "exec", "-i", "-e", "WHISPERX_BATCH_SIZE=1", service.name, "python", "-c", CRASH_SCRIPT],
         input=two_windows.read_bytes(), capture_output=True, timeout=600,
@@ -379,12 +367,7 @@ def test_the_store_cap_evicts_the_oldest_finished_jobs_then_says_507(model_bundl
         second = submit(capped, sentence)  # fits once the first, finished, is evicted
         assert finished(capped, second["id"])["status"] == "completed"
         assert httpx.get(f"{capped.url}{JOBS}/{first['id']}", timeout=30).status_code == 404, "the oldest went"
-        big = tmp_path / "big.wav"
-        with wave.open(str(sentence)) as clip:
-            params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-        with wave.open(str(big), "wb") as out:
-            out.setparams(params)
-            out.writeframes(frames * 8)
+        big = repeated(sentence, 8, tmp_path / "big.wav")
         with big.open("rb") as f:
             full = httpx.post(f"{capped.url}{JOBS}", files={"file": ("big.wav", f)}, timeout=60)
         assert full.status_code == 507 and "WHISPERX_JOBS_MAX_GB" in full.json()["error"]["message"]

@@ -19,7 +19,7 @@ from app.inference.windows import cut_windows
 
 from scripts.bench.recordings import mix, reference_blocks
 from scripts.bench.scoring import speaker_at, word_speaker_accuracy
-from tests.service.conftest import Container, remove, start, transcribe, wait_for
+from tests.service.conftest import Container, serving, transcribe
 
 pytestmark = pytest.mark.integration
 WINDOW_S = 80
@@ -28,12 +28,7 @@ MINUTES = 4
 
 @pytest.fixture(scope="module")
 def windowed(model_bundle: Path) -> Iterator[Container]:
-    container = start(model_bundle, env={"WHISPERX_WINDOW_S": str(WINDOW_S)})
-    try:
-        assert wait_for(container, {"ready", "error"})["status"] == "ready", container.logs()[-3000:]
-        yield container
-    finally:
-        remove(container)
+    yield from serving(model_bundle, {"WHISPERX_WINDOW_S": str(WINDOW_S)})
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and a caller who leaves mid-stream stops the run. One container with 60 s window
 from __future__ import annotations
 
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,30 +12,20 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.service.conftest import Container, remove, start, wait_for
+from tests.service.conftest import Container, repeated, serving
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def windowed(model_bundle: Path) -> Iterator[Container]:
-    container = start(model_bundle, env={"WHISPERX_WINDOW_S": "60"})
-    try:
-        assert wait_for(container, {"ready", "error"})["status"] == "ready", container.logs()[-3000:]
-        yield container
-    finally:
-        remove(container)
+    yield from serving(model_bundle, {"WHISPERX_WINDOW_S": "60"})
 
 
 @pytest.fixture(scope="module")
 def meeting(audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with wave.open(str(audio / "dialogue.wav")) as clip:
-        params, frames = clip.getparams(), clip.readframes(clip.getnframes())
-    target = tmp_path_factory.mktemp("meeting") / "meeting.wav"
-    with wave.open(str(target), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * 4)  # about 2.6 minutes: three 60 s windows
-    return target
+    # about 2.6 minutes: three 60 s windows
+    return repeated(audio / "dialogue.wav", 4, tmp_path_factory.mktemp("meeting") / "meeting.wav")
 
 
 @pytest.fixture(scope="module")
