@@ -44,19 +44,22 @@ def is_whisperx_health(body: dict[str, Any] | None) -> bool:
 
 
 def whisperx_alive(status: int, body: dict[str, Any] | None) -> bool:
-    """The process answers and its models are loading or ready (an error state is not alive)."""
-    return status == 200 and is_whisperx_health(body) and body.get("status") in ("loading", "ready")  # type: ignore[union-attr]
+    """The process answers and its models are loading, ready or released while idle (an error is not alive)."""
+    return status == 200 and is_whisperx_health(body) and body.get("status") in ("loading", "ready", "unloaded")  # type: ignore[union-attr]
 
 
 def whisperx_unready(sample: HealthSample) -> str | None:
     """Why WhisperX cannot take a transcription now, or None when it can: the one "WhisperX is ready".
 
-    Ready is alive, its models loaded (status "ready") and its diarizer loaded; the proxy, the services'
-    round trip and the status route all ask this.
+    Ready is alive, its models loaded (status "ready") and its diarizer loaded, or its models released
+    after an idle spell (status "unloaded": the next request waits while they load again); the proxy,
+    the services' round trip and the status route all ask this.
     """
     if not sample.ok:
         return f"whisperx health: {sample.error}"
     body = sample.body or {}
+    if body.get("status") == "unloaded":
+        return None
     if body.get("status") != "ready" or body.get("diarizer_loaded") is not True:
         return "whisperx diarizer not loaded"
     return None

@@ -159,6 +159,15 @@ def test_the_legacy_service_answers_while_whisperx_cannot_diarize(make_settings,
     assert fake.received == []
 
 
+def test_a_whisperx_that_released_its_models_while_idle_still_gets_the_upload(make_settings, serve, whisperx, legacy):
+    fake, wx = whisperx
+    fake.health = {**fake.health, "status": "unloaded", "whisper_loaded": False, "diarizer_loaded": False}
+    server = serve(make_settings(whisperx_url=wx.url, legacy_asr_url=legacy.url))
+    response = post_clip(server, language="en")
+    assert response.status_code == 200 and response.headers["x-asr-backend"] == "whisperx"
+    assert len(fake.received) == 1 and legacy_requests(legacy) == 0, "it loads them again for the request"
+
+
 def test_the_legacy_service_answers_while_whisperx_is_down(make_settings, serve, legacy):
     server = serve(make_settings(legacy_asr_url=legacy.url))  # nothing listens on the WhisperX URL
     response = post_clip(server)

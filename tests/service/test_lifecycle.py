@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.conftest import Container, docker, remove, start, wait_for
+from tests.service.conftest import Container, docker, remove, start, transcribe, wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "hf_thisIsNotARealTokenButMustNeverBeShown"
@@ -141,5 +141,27 @@ def test_the_offline_bundle_transcribes_with_no_network_at_all(model_bundle: Pat
         run = ("exec", container.name, "python", "/srv/offline_client.py", "/srv/sentence.wav")
         out = docker(*run, timeout=300).stdout
         assert "budget" in out.lower()
+    finally:
+        remove(container)
+
+
+def rss_mb(container: Container) -> float:
+    status = container.exec("cat", "/proc/1/status")
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def test_idle_models_are_released_and_loaded_again_for_the_next_request(model_bundle: Path, audio: Path):
+    container = start(model_bundle, env={"WHISPERX_IDLE_UNLOAD_S": "3"})
+    try:
+        assert wait_for(container, {"ready", "error"})["status"] == "ready", container.logs()[-3000:]
+        loaded = rss_mb(container)
+        idle = wait_for(container, {"unloaded", "error"}, timeout=120)
+        assert idle["status"] == "unloaded" and not idle["whisper_loaded"] and not idle["diarizer_loaded"], idle
+        released = rss_mb(container)
+        assert released < loaded - 100, f"RSS {loaded:.0f} MB loaded, {released:.0f} MB released"
+        assert docker("exec", container.name, "python", "-m", "app.healthcheck").returncode == 0, "still healthy"
+        body = transcribe(container.url, audio / "sentence.wav")  # waits for the models instead of failing
+        assert "budget" in body["text"].lower()
+        assert "loading the models again for a request after an idle unload" in container.logs()
     finally:
         remove(container)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         0.85, ge=-1.0, le=1.0, description="cosine similarity a speaker's voice needs to a known speaker's reference"
     )
     whisperx_window_s: float = Field(600.0, ge=60.0, description="diarization window; bounds memory on long audio")
+    whisperx_idle_unload_s: float = Field(
+        0.0, ge=0.0, description="release the models after this many seconds without a request; 0: never"
+    )
     whisperx_threads: int = Field(0, ge=0, description="CPU threads for inference; 0: all cores")
     nltk_data: Path | None = Field(None, description="where whisperX's alignment keeps NLTK's punkt_tab data")
 

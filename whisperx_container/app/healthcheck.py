@@ -28,7 +28,7 @@ def main() -> int:
         print(f"no answer from {url}: {exc}")
         return 1
     print(f"status: {status}")
-    return 0 if status in ("loading", "ready") else 1
+    return 0 if status in ("loading", "ready", "unloaded") else 1
 
 
 if __name__ == "__main__":

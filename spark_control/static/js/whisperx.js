@@ -63,7 +63,9 @@ export class WhisperxPanel {
 
     setText($("#wx-model"), health.model ?? "—");
     setText($("#wx-device"), health.device ? [health.device, health.compute_type].filter(Boolean).join(" · ") : "—");
-    setText($("#wx-diarizer"), "diarizer_loaded" in health ? (health.diarizer_loaded ? "loaded" : "loading") : "—");
+    const diarizer = health.status === "unloaded" ? "unloaded while idle (loads on the next request)"
+      : health.diarizer_loaded ? "loaded" : "loading";
+    setText($("#wx-diarizer"), "diarizer_loaded" in health ? diarizer : "—");
     setText($("#wx-aligner"), { wav2vec2: "wav2vec2 alignment", whisper: "from Whisper" }[health.aligner] ?? "—");
     const queue = health.queue;
     setText($("#wx-queue"), queue ? `${queue.running} running · ${queue.waiting} waiting (limit ${queue.limit})` : "—");
@@ -239,7 +241,7 @@ function summarize(s, runningJob) {
   const health = s.health ?? {};
   if (runningJob) return [`${runningJob} running`, "info"];
   if (!s.installed) return ["not installed", ""];
-  if (s.healthy) return ["ready", "ok"];
+  if (s.healthy) return [health.status === "unloaded" ? "idle, models unloaded" : "ready", "ok"];
   if (s.running && health.status === "loading") return ["loading models", "warn"];
   if (s.running && health.status === "error") return ["error", "bad"];
   if (!s.running) return ["stopped", "bad"];

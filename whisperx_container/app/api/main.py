@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from app.api.routers import health, models, transcriptions
 from app.api.routers import jobs as jobs_router
 from app.api.service import Service, remove_leftovers
 from app.config import Settings
-from app.inference.loader import ModelLoader, prepare_environment
+from app.inference.loader import prepare_environment
 from app.jobs.runner import JobRunner
 
 
@@ -25,15 +26,20 @@ def create_app(settings: Settings, load_models: bool = True) -> FastAPI:
     prepare_environment(settings)
     service = Service(settings)
 
-    jobs = JobRunner(settings, service.state, service.queue)
+    jobs = JobRunner(settings, service.state, service.queue, service.loader)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         remove_leftovers()  # a killed process's request files (a restart keeps the writable layer)
         if load_models:
-            ModelLoader(settings, service.state).start()
+            service.loader.start()
         await jobs.start()  # jobs a stopped service left queued or running, taken up again
+        idle = None
+        if settings.whisperx_idle_unload_s > 0:
+            idle = asyncio.create_task(service.unload_when_idle(), name="idle-unload")
         yield
+        if idle is not None:
+            idle.cancel()
         await jobs.stop()
 
     app = FastAPI(title="whisperx-asr", version=__version__, lifespan=lifespan)

@@ -20,7 +20,7 @@ class QueueStatus(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["loading", "ready", "error"]
+    status: Literal["loading", "ready", "error", "unloaded"]
     whisper_loaded: bool
     diarizer_loaded: bool
     aligner: Literal["wav2vec2", "whisper"] | None

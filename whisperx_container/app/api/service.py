@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from app.api.queue import InferenceQueue, QueueFull, Slot
 from app.api.schemas import Timings
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
+from app.inference.loader import ModelError, ModelLoader
 from app.inference.pipeline import Cancelled, Options, StageTimer, WindowDone
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
@@ -32,6 +32,7 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.state = ServiceState(compute_type=settings.whisperx_compute_type)
+        self.loader = ModelLoader(settings, self.state)
         self.metrics = Metrics()
         self.queue = InferenceQueue(settings.whisperx_queue_limit, self.metrics)
         self.started = int(time.time())
@@ -76,8 +77,7 @@ class Service:
             timer = StageTimer()
             if started is not None:
                 started.set_result(None)
-            run = functools.partial(self.state.pipeline.run, on_window=on_window)
-            transcript = await slot.run(run, audio, options, timer)
+            transcript = await slot.run(self._run, audio, options, timer, on_window)
         except (Cancelled, asyncio.CancelledError):
             if not options.cancel.is_set():
                 options.cancel.set()  # this call was cancelled (a stream's caller left): stop at the next window
@@ -104,6 +104,28 @@ class Service:
             self.metrics.rtf.observe(total_s / audio.duration)
             self.metrics.audio_seconds.inc(audio.duration)
         return transcript, Timings(**{k: round(v, 3) for k, v in stages.items()})
+
+    def _run(self, audio: PcmAudio, options: Options, timer: StageTimer, on_window: WindowDone | None) -> Transcript:
+        """On the inference thread: the models (back after an idle unload), then the pipeline."""
+        self.state.used_at = time.monotonic()
+        try:
+            try:
+                self.loader.ensure_loaded()
+            except ModelError as exc:
+                raise APIError(503, str(exc), "server_error", "model_unavailable") from None
+            return self.state.pipeline.run(audio, options, timer, on_window=on_window)
+        finally:
+            self.state.used_at = time.monotonic()
+
+    async def unload_when_idle(self) -> None:
+        """Release the models once nothing used them for WHISPERX_IDLE_UNLOAD_S (a task for the app's life)."""
+        idle_s = self.settings.whisperx_idle_unload_s
+        while True:
+            await asyncio.sleep(min(30.0, max(idle_s / 4, 0.25)))
+            queue = self.queue
+            idle = queue.running + queue.queued == 0 and time.monotonic() - self.state.used_at >= idle_s
+            if self.state.status == "ready" and idle:  # checked again on the inference thread
+                await asyncio.wrap_future(queue._executor.submit(self.loader.unload, idle_s))
 
     @staticmethod
     async def _watch_caller(request: Request, slot: Slot, cancel: threading.Event) -> None:

@@ -10,9 +10,12 @@ A failure becomes status "error" with a message naming what is missing; the proc
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
 import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -100,15 +103,48 @@ class ModelLoader:
             self.state.status = "ready"
             log.info("models ready")
         except Exception as exc:
-            message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-            token = self.settings.token()
-            if token:
-                message = message.replace(token, "***")
+            message = self._message(exc)
             self.state.error = message
             self.state.status = "error"
             log.error("model loading failed: %s", message)
         finally:
             self.state.settled.set()
+
+    def ensure_loaded(self) -> None:
+        """On the inference thread, before a request: the models back after an idle unload (the request waits)."""
+        if self.state.pipeline is not None or self.state.status != "unloaded":
+            return
+        log.info("loading the models again for a request after an idle unload")
+        try:
+            self.load()
+        except Exception as exc:
+            self.state.error = self._message(exc)
+            self.state.status = "error"
+            raise ModelError(f"the models failed to load again: {self.state.error}") from exc
+        self.state.status = "ready"
+
+    def unload(self, idle_s: float) -> bool:
+        """On the inference thread: release the models if nothing used them for `idle_s` (GPU memory too)."""
+        state = self.state
+        if state.status != "ready" or time.monotonic() - state.used_at < idle_s:
+            return False
+        state.pipeline = None
+        state.whisper_loaded = state.diarizer_loaded = False
+        state.status = "unloaded"
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand the freed heap back to the system
+        log.info("models released after %.0f s without a request (WHISPERX_IDLE_UNLOAD_S)", idle_s)
+        return True
+
+    def _message(self, exc: Exception) -> str:
+        message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        token = self.settings.token()
+        return message.replace(token, "***") if token else message
 
     def load(self) -> None:
         import torch

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass
 class ServiceState:
-    status: str = "loading"  # loading | ready | error
+    status: str = "loading"  # loading | ready | error | unloaded (released after WHISPERX_IDLE_UNLOAD_S idle)
     whisper_loaded: bool = False
     diarizer_loaded: bool = False
     aligner: str | None = None  # wav2vec2 | whisper
@@ -18,3 +19,4 @@ class ServiceState:
     error: str | None = None
     pipeline: Any = None  # app.inference.pipeline.SpeechPipeline once loaded
     settled: threading.Event = field(default_factory=threading.Event)  # set once ready or failed to load
+    used_at: float = field(default_factory=time.monotonic)  # when a request last started or ended

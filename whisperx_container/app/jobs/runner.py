@@ -28,6 +28,7 @@ from app.api.errors import APIError
 from app.api.queue import InferenceQueue, QueueFull, Slot, Ticket
 from app.config import Settings
 from app.inference.audio import AudioError, PcmAudio, decode
+from app.inference.loader import ModelError, ModelLoader
 from app.inference.pipeline import Cancelled, KnownSpeaker, Options, StageTimer, WindowResult
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
@@ -38,10 +39,11 @@ GB = 1 << 30
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, state: ServiceState, queue: InferenceQueue):
+    def __init__(self, settings: Settings, state: ServiceState, queue: InferenceQueue, loader: ModelLoader):
         self.settings = settings
         self.state = state
         self.queue = queue
+        self.loader = loader
         self.store = JobStore(settings.whisperx_jobs_dir)
         self._cancel: dict[str, threading.Event] = {}
         self._slots: dict[str, Slot] = {}
@@ -165,7 +167,7 @@ class JobRunner:
         cancel = self._cancel[job.id]
         try:
             await asyncio.to_thread(self.state.settled.wait)  # a job taken up at start waits for the models
-            if self.state.status != "ready":
+            if self.state.status not in ("ready", "unloaded"):
                 raise APIError(503, f"the models failed to load: {self.state.error}", "server_error",
                                "model_unavailable")  # fmt: skip
             await slot.run(self._execute, job, cancel)
@@ -196,6 +198,11 @@ class JobRunner:
         started = time.perf_counter()
         audio = self._audio(job)
         decode_s = time.perf_counter() - started
+        self.state.used_at = time.monotonic()
+        try:
+            self.loader.ensure_loaded()  # back after an idle unload
+        except ModelError as exc:
+            raise APIError(503, str(exc), "server_error", "model_unavailable") from None
         pipeline = self.state.pipeline
         if not job.windows:
             job.windows = [list(w) for w in pipeline.windows(audio)]
@@ -229,6 +236,7 @@ class JobRunner:
             "replayed": dict(timer.replayed),  # work inside the unfinished windows an earlier run had kept
         })  # fmt: skip
         job.audio_s_done, job.eta_s, job.speakers = audio.duration, 0, len(transcript.speakers)
+        self.state.used_at = time.monotonic()
         self._finish_threadsafe(job, "completed")
 
     def _audio(self, job: Job) -> PcmAudio:
