@@ -44,6 +44,7 @@ GOAL_PEAK_RATIO = 1.5
 GOAL_HTTP_OVERHEAD = 0.03
 GOAL_CHECKPOINT = 0.02
 GOAL_RESUME = 0.30
+THRESHOLD_OFF = {"WHISPERX_KNOWN_SPEAKER_THRESHOLD": "-1"}  # every known-speaker pair comes back, scored
 
 
 def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -619,8 +620,7 @@ def main() -> int:
     if args.only_jobs:
         return remeasure(args, "jobs", {}, lambda service: measure_jobs(args, service, recordings))
     if args.only_voices:
-        threshold_off = {"WHISPERX_KNOWN_SPEAKER_THRESHOLD": "-1"}
-        return remeasure(args, "voices", threshold_off, lambda service: measure_voices(service, args.work / "voices"))
+        return remeasure(args, "voices", THRESHOLD_OFF, lambda service: measure_voices(service, args.work / "voices"))
     if args.only_http:
         results = json.loads((args.out / "service.json").read_text())
         service = Service(args.image, args.bundle, args.work)
@@ -687,6 +687,11 @@ def main() -> int:
         results["jobs"] = measure_jobs(args, service, recordings)
     finally:
         service.remove()
+    voices_service = Service(args.image, args.bundle, args.work, env=THRESHOLD_OFF)
+    try:
+        results["voices"] = measure_voices(voices_service, args.work / "voices")
+    finally:
+        voices_service.remove()
 
     previous = {}
     if args.reuse_baseline and (args.out / "service.json").is_file():
