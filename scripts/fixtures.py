@@ -9,6 +9,7 @@ Writes into the given directory (outside git):
     dialogue.wav              two clearly different voices taking turns, 16 kHz mono
     dialogue.rttm             the reference speaker turns (NIST RTTM)
     dialogue.json             turns with speaker, voice, start, end and text
+    followup.{wav,rttm,json}  the same two voices in another conversation (a meeting a week later)
     manifest.json             what was made, and the key that decides when to remake it
 
 Cached: nothing is synthesised when manifest.json carries the current key (this script's hash and
@@ -50,6 +51,13 @@ DIALOGUE = [
     ("alice", "Perfect. Let us meet again on Friday to review everything together."),
     ("bob", "Friday works for me. See you then."),
 ]
+# The same two people a week later, other sentences: what a voice named in the first must name here.
+FOLLOWUP = [
+    ("bob", "Hello Alice. The charts are finished and the team has read the document."),
+    ("alice", "Thank you. The director liked the summary and asked for one more table."),
+    ("bob", "Which table does she want? I can add it before the end of the week."),
+    ("alice", "The monthly costs of the southern depot, compared with last year."),
+]
 GAP_S = 0.6  # pause between turns
 
 
@@ -79,11 +87,11 @@ def write_wav(path: Path, pcm: bytes) -> None:
         w.writeframes(pcm)
 
 
-def make_dialogue(out: Path, tmp: Path) -> list[dict]:
+def make_dialogue(out: Path, tmp: Path, script: list[tuple[str, str]] = DIALOGUE, name: str = "dialogue") -> list[dict]:
     silence = b"\x00\x00" * int(GAP_S * RATE)
     pcm, turns = bytearray(silence), []
-    for i, (speaker, text) in enumerate(DIALOGUE):
-        clip = tmp / f"turn{i}.wav"
+    for i, (speaker, text) in enumerate(script):
+        clip = tmp / f"{name}-turn{i}.wav"
         speak(text, clip, **VOICES[speaker])
         start = len(pcm) / 2 / RATE
         pcm += frames(clip)
@@ -97,13 +105,13 @@ def make_dialogue(out: Path, tmp: Path) -> list[dict]:
             }
         )
         pcm += silence
-    write_wav(out / "dialogue.wav", bytes(pcm))
-    (out / "dialogue.json").write_text(json.dumps({"turns": turns}, indent=2) + "\n")
+    write_wav(out / f"{name}.wav", bytes(pcm))
+    (out / f"{name}.json").write_text(json.dumps({"turns": turns}, indent=2) + "\n")
     rttm = "".join(
-        f"SPEAKER dialogue 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
+        f"SPEAKER {name} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
         for t in turns
     )
-    (out / "dialogue.rttm").write_text(rttm)
+    (out / f"{name}.rttm").write_text(rttm)
     return turns
 
 
@@ -131,6 +139,7 @@ def main() -> int:
             )  # fmt: skip
         write_wav(dest / "silence.wav", b"\x00\x00" * 3 * RATE)
         turns = make_dialogue(dest, Path(tmp))
+        make_dialogue(dest, Path(tmp), FOLLOWUP, "followup")
 
     files = sorted(p.name for p in dest.iterdir() if p.name != "manifest.json")
     manifest.write_text(json.dumps({"key": current, "files": files, "turns": len(turns)}, indent=2) + "\n")

@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path.home() / ".local/share/spark-control",
         validation_alias=_env("SPARK_CONTROL_DATA_DIR"),
-        description="jobs (runner artifacts), secrets, upload spool",
+        description="jobs (runner artifacts), secrets, upload spool, the voice library (voices/)",
     )
     playbooks_dir: Path | None = Field(
         None,
@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         10, ge=1, validation_alias=_env("SPARK_CONTROL_LOGIN_ATTEMPTS"), description="wrong tokens per client"
     )
 
+    voices_max: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        validation_alias=_env("SPARK_CONTROL_VOICES_MAX"),
+        description="voices the library holds at most (the most recently used 8 are sent with each transcription)",
+    )
     job_retention_days: float = Field(
         30.0,
         gt=0,
@@ -330,6 +337,10 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.data_dir / "voices"
 
     def playbook(self, name: str) -> str:
         """A playbook of the collection: a path when SPARK_CONTROL_PLAYBOOKS_DIR is set, else its FQCN."""

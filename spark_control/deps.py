@@ -14,6 +14,7 @@ from spark_control.proxy import AudioProxy
 from spark_control.runner.jobs import JobManager
 from spark_control.security import AuthDep
 from spark_control.services import ServiceRegistry
+from spark_control.voices import VoiceLibrary
 from spark_control.watchdog import Watchdog
 from spark_control.whisperx import WhisperxMonitor
 
@@ -42,11 +43,16 @@ def get_proxy(request: Request) -> AudioProxy:
     return request.app.state.proxy
 
 
+def get_voices(request: Request) -> VoiceLibrary:
+    return request.app.state.voices
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Jobs = Annotated[JobManager, Depends(get_jobs)]
 Monitor = Annotated[WhisperxMonitor, Depends(get_whisperx)]
 Registry = Annotated[ServiceRegistry, Depends(get_registry)]
 WatchdogDep = Annotated[Watchdog, Depends(get_watchdog)]
 Proxy = Annotated[AudioProxy, Depends(get_proxy)]
+Voices = Annotated[VoiceLibrary, Depends(get_voices)]
 
-__all__ = ["AuthDep", "Jobs", "Monitor", "Proxy", "Registry", "SettingsDep", "WatchdogDep"]
+__all__ = ["AuthDep", "Jobs", "Monitor", "Proxy", "Registry", "SettingsDep", "Voices", "WatchdogDep"]

@@ -15,10 +15,11 @@ from spark_control.config import Settings, get_settings
 from spark_control.datadir import DataDirLock
 from spark_control.errors import install_handlers
 from spark_control.proxy import AudioProxy
-from spark_control.routers import audio, dashboard, health, jobs, services, session, whisperx
+from spark_control.routers import audio, dashboard, health, jobs, services, session, voices, whisperx
 from spark_control.runner.jobs import JobManager
 from spark_control.security import Auth, trusted_hosts
 from spark_control.services import ServiceRegistry
+from spark_control.voices import VoiceLibrary
 from spark_control.watchdog import Watchdog
 from spark_control.whisperx import WhisperxMonitor, api_key
 
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.whisperx = monitor
             app.state.registry = registry
             app.state.watchdog = watchdog
-            app.state.proxy = AudioProxy(settings, http, monitor)
+            library = app.state.voices = VoiceLibrary(settings.voices_dir, settings.voices_max)
+            app.state.proxy = AudioProxy(settings, http, monitor, library)
             app.state.loop = asyncio.get_running_loop()
             watchdog.start()
             try:
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.router,
         audio.router,
         services.router,
+        voices.router,
         dashboard.router,
     ):
         app.include_router(router)

@@ -7,6 +7,10 @@ made and answer in their common shape. When WhisperX did not take the request or
 reset or dropped connection, a 5xx answer) the same spooled body goes to the legacy service once;
 after a read timeout it does not (WhisperX may still be working on it: the caller gets a 504).
 
+The voice library's voices (spark_control/voices.py) go to WhisperX as known speakers: their parts are
+appended to the spooled body before its closing boundary, unless the caller sent known speakers of its
+own; the legacy service gets the body as the caller sent it.
+
 What a flood costs is bounded: SPARK_CONTROL_PROXY_MAX_CONCURRENT uploads at once (429 beyond, before
 any byte is spooled), and a caller that goes away while its answer is pending has its upstream
 request closed, so abandoned uploads do not hold WhisperX's queue.
@@ -19,8 +23,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ from starlette.requests import ClientDisconnect
 from spark_control.config import Settings, write_private
 from spark_control.health import whisperx_unready
 from spark_control.services import TRANSCRIBE_PATH
+from spark_control.voices import VoiceLibrary
 from spark_control.whisperx import WhisperxMonitor, auth_headers
 
 log = logging.getLogger("spark_control.proxy")
@@ -40,8 +47,48 @@ log = logging.getLogger("spark_control.proxy")
 CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
 PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after", "cache-control")
 JOBS_PATH = "/v1/audio/jobs"  # WhisperX's job API (CONTRACT section 1, "Jobs")
-Forward = Callable[[Path, int, str], Awaitable[Response]]
 BUSY_RETRY_AFTER_S = 5
+KNOWN_FIELD = b'name="known_speaker_'  # a caller that names its own known speakers gets no library voices
+BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+TEED_MAX = 32 << 20  # a JSON answer up to this size is read for the voices it named
+
+
+@dataclass
+class Upload:
+    """A multipart body spooled to disk, and what the proxy learnt of it on the way."""
+
+    path: Path
+    size: int
+    content_type: str
+    has_known: bool = False
+
+    def close_at(self) -> int | None:
+        """Where its closing boundary (CRLF--boundary--) starts, or None when it has none to find."""
+        match = BOUNDARY.search(self.content_type)
+        if match is None:
+            return None
+        close = b"\r\n--" + match[1].encode() + b"--"
+        with self.path.open("rb") as f:
+            start = max(0, self.size - 4096)
+            f.seek(start)
+            at = f.read().rfind(close)
+        return None if at < 0 else start + at
+
+    def with_fields(self, fields: list[tuple[str, str]]) -> tuple[bytes, int | None]:
+        """The parts for `fields` and where they go (None: nowhere to put them, send the body as it is)."""
+        at = self.close_at() if fields else None
+        if at is None:
+            return b"", None
+        boundary = BOUNDARY.search(self.content_type)[1].encode()  # type: ignore[index]
+        parts = b"".join(
+            b"\r\n--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n'
+            + value.encode()
+            for name, value in fields
+        )  # fmt: skip
+        return parts, at
+
+
+Forward = Callable[[Upload], Awaitable[Response]]
 
 
 def openai_error(status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -54,8 +101,9 @@ class UploadTooLarge(Exception):
 
 
 class AudioProxy:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, whisperx: WhisperxMonitor):
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, whisperx: WhisperxMonitor, voices: VoiceLibrary):
         self.settings = settings
+        self.voices = voices
         self.http = http
         self.whisperx = whisperx
         self.max_bytes = settings.proxy_max_upload_mb << 20
@@ -103,10 +151,10 @@ class AudioProxy:
         os.close(fd)
         spool = Path(name)
         try:
-            size = await self._spool(request, spool)
-            if size == 0:
+            upload = await self._spool(request, Upload(spool, 0, content_type))
+            if upload.size == 0:
                 return openai_error(400, "the request body is empty", "invalid_request_error", "empty_body")
-            return await _unless_client_leaves(request, forward(spool, size, content_type))
+            return await _unless_client_leaves(request, forward(upload))
         except UploadTooLarge:
             return self._too_large()
         except ClientDisconnect:
@@ -123,31 +171,48 @@ class AudioProxy:
             "file_too_large",
         )
 
-    async def _spool(self, request: Request, path: Path) -> int:
-        size = 0
+    async def _spool(self, request: Request, upload: Upload) -> Upload:
         pending = bytearray()
-        async with await anyio.open_file(path, "wb") as spool:
+        tail = b""  # the end of the last chunk, so a field name split across two chunks is still seen
+        async with await anyio.open_file(upload.path, "wb") as spool:
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > self.max_bytes:
+                upload.size += len(chunk)
+                if upload.size > self.max_bytes:
                     raise UploadTooLarge
+                upload.has_known = upload.has_known or KNOWN_FIELD in tail + chunk
+                tail = chunk[-len(KNOWN_FIELD) :]
                 pending += chunk
                 if len(pending) >= CHUNK:
                     await spool.write(bytes(pending))
                     pending.clear()
             if pending:
                 await spool.write(bytes(pending))
-        return size
+        return upload
 
-    async def _forward(self, spool: Path, size: int, content_type: str) -> Response:
+    def _known_speakers(self, upload: Upload) -> list[tuple[str, str]]:
+        """The library's voices as form fields, unless the caller sent known speakers of its own."""
+        if upload.has_known:
+            return []
+        pairs = self.voices.references()
+        return [(field, value) for name, ref in pairs
+                for field, value in (("known_speaker_names[]", name), ("known_speaker_references[]", ref))]  # fmt: skip
+
+    def _note_names(self, body: bytes) -> None:
+        """A diarized transcript's named speakers count as used voices (sent first from now on)."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            names = {s["name"] for s in json.loads(body).get("speakers", []) if s.get("name")}
+            if names:
+                self.voices.used(names)
+
+    async def _forward(self, upload: Upload) -> Response:
         backend, reason = await self.choose()
         if backend == "whisperx":
             try:
-                response = await self._send(
-                    self.settings.whisperx_url, spool, size, content_type, auth_headers(self.settings)
-                )
+                voices = self._known_speakers(upload)
+                response = await self._send(self.settings.whisperx_url, upload, auth_headers(self.settings),
+                                            fields=voices)  # fmt: skip
                 if response.status_code < 500:
-                    return self._relay(response, "whisperx", None)
+                    return self._relay(response, "whisperx", None, self._note_names if voices else None)
                 reason = f"whisperx answered HTTP {response.status_code}"
                 await response.aclose()
             except httpx.ReadTimeout:
@@ -166,7 +231,7 @@ class AudioProxy:
                 self.whisperx.probe.forget()  # its last "ready" predates this failure
             log.warning("retrying on the legacy service: %s", reason)
         try:
-            response = await self._send(self.settings.legacy_asr_url, spool, size, content_type)
+            response = await self._send(self.settings.legacy_asr_url, upload)  # as the caller sent it: no voices
         except httpx.TransportError as exc:
             return openai_error(
                 502,
@@ -180,18 +245,20 @@ class AudioProxy:
     async def _send(
         self,
         base_url: str,
-        spool: Path,
-        size: int,
-        content_type: str,
+        upload: Upload,
         auth: dict[str, str] | None = None,
         path: str = TRANSCRIBE_PATH,
+        fields: list[tuple[str, str]] | None = None,
     ) -> httpx.Response:
-        """POST the spooled body; the caller's own headers (its Authorization included) never go upstream."""
+        """POST the spooled body, plus `fields` as parts of it; the caller's own headers (its Authorization
+        included) never go upstream."""
+        extra, at = upload.with_fields(fields or [])
+        length = str(upload.size + len(extra))
         request = self.http.build_request(
             "POST",
             f"{base_url}{path}",
-            content=_read_chunks(spool),
-            headers={"content-type": content_type, "content-length": str(size), **(auth or {})},
+            content=_read_chunks(upload.path, at, extra),
+            headers={"content-type": upload.content_type, "content-length": length, **(auth or {})},
             timeout=self.timeout,
         )
         return await self.http.send(request, stream=True)
@@ -203,10 +270,11 @@ class AudioProxy:
             return refusal
         return await self._take_upload(request, self._forward_job)
 
-    async def _forward_job(self, spool: Path, size: int, content_type: str) -> Response:
+    async def _forward_job(self, upload: Upload) -> Response:
         url = self.settings.whisperx_url
         try:
-            response = await self._send(url, spool, size, content_type, auth_headers(self.settings), JOBS_PATH)
+            response = await self._send(url, upload, auth_headers(self.settings), JOBS_PATH,
+                                        self._known_speakers(upload))  # fmt: skip
         except httpx.TransportError as exc:
             self.whisperx.probe.forget()
             return self._jobs_down(f"{type(exc).__name__}")
@@ -237,7 +305,21 @@ class AudioProxy:
         except httpx.TransportError as exc:
             self.whisperx.probe.forget()
             return self._jobs_down(type(exc).__name__)
-        return self._relay(response, "whisperx", None)
+        teed = path.endswith("/result") and request.query_params.get("format", "json") == "json"
+        return self._relay(response, "whisperx", None, self._note_names if teed else None)
+
+    async def job_call(
+        self, method: str, job_id: str, path: str, body: dict | None = None
+    ) -> httpx.Response | Response:
+        """One small call on a job, read whole (a clip, a rename); the 503 refusal when WhisperX is not there."""
+        if refusal := await self._jobs_unavailable():
+            return refusal
+        url = f"{self.job_backends.backend(job_id, self.settings.whisperx_url)}{JOBS_PATH}/{job_id}{path}"
+        try:
+            return await self.http.request(method, url, json=body, headers=auth_headers(self.settings), timeout=30.0)
+        except httpx.TransportError as exc:
+            self.whisperx.probe.forget()
+            return self._jobs_down(type(exc).__name__)
 
     async def _jobs_unavailable(self) -> Response | None:
         why = whisperx_unready(await self.whisperx.health())
@@ -255,16 +337,29 @@ class AudioProxy:
         )
 
     @staticmethod
-    def _relay(response: httpx.Response, backend: str, reason: str | None) -> Response:
+    def _relay(
+        response: httpx.Response, backend: str, reason: str | None, on_json: Callable[[bytes], None] | None = None
+    ) -> Response:
+        """Stream `response` back; `on_json` gets the whole body too when it is a JSON success (TEED_MAX)."""
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
         headers["X-ASR-Backend"] = backend
         if reason:
             headers["X-ASR-Fallback-Reason"] = reason[:200].encode("ascii", "replace").decode()
+        kind, packed = response.headers.get("content-type", ""), "content-encoding" in response.headers
+        json_ok = response.status_code == 200 and kind.startswith("application/json") and not packed
+        teed: bytearray | None = bytearray() if on_json and json_ok else None
 
         async def body() -> AsyncIterator[bytes]:
+            nonlocal teed
             try:
                 async for chunk in response.aiter_raw():
+                    if teed is not None and len(teed) + len(chunk) > TEED_MAX:
+                        teed = None
+                    elif teed is not None:
+                        teed += chunk
                     yield chunk
+                if teed is not None and on_json:
+                    on_json(bytes(teed))
             finally:
                 with contextlib.suppress(Exception):
                     await response.aclose()
@@ -320,7 +415,14 @@ async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Resp
     return Response(status_code=499)
 
 
-async def _read_chunks(path: Path) -> AsyncIterator[bytes]:
+async def _read_chunks(path: Path, insert_at: int | None = None, extra: bytes = b"") -> AsyncIterator[bytes]:
+    """The file in CHUNK-sized reads, with `extra` put in at byte `insert_at`."""
     async with await anyio.open_file(path, "rb") as spool:
+        if insert_at is not None:
+            left = insert_at
+            while left and (chunk := await spool.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+            yield extra
         while chunk := await spool.read(CHUNK):
             yield chunk

@@ -81,3 +81,11 @@ def test_every_response_format_renders(fmt: str):
     assert response.status_code == 200
     if fmt.endswith("json"):
         assert json.loads(response.body)["text"] == "Hello there. Hi."
+
+
+def test_a_diarized_transcript_s_text_is_a_paragraph_per_speaker_turn():
+    assert formats.text(TRANSCRIPT) == "SPEAKER_00: Hello there.\n\nSPEAKER_01: Hi.\n"
+    plain = TRANSCRIPT.model_copy(
+        update={"segments": [s.model_copy(update={"speaker": None}) for s in TRANSCRIPT.segments]}
+    )
+    assert formats.text(plain) == "Hello there. Hi.\n"  # OpenAI's text: transcriptions are never diarized

@@ -5,8 +5,11 @@ an absent voice naming nobody, every bad reference refused by index, and the job
 from __future__ import annotations
 
 import base64
+import io
+import json
 import time
 import wave
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -131,12 +134,9 @@ def test_bad_references_are_refused_by_index(url: str, audio: Path, references: 
     assert plain.status_code == 400 and "response_format=diarized_json" in plain.json()["error"]["message"]
 
 
-def test_a_job_names_them_too(url: str, audio: Path, references: dict[str, str]):
-    with (audio / "dialogue.wav").open("rb") as f:
-        created = httpx.post(f"{url}/v1/audio/jobs", files={"file": ("dialogue.wav", f)},
-                             data={"known_speaker_names[]": ["Alice", "Bob"],
-                                   "known_speaker_references[]": [references["alice"], references["bob"]]},
-                             timeout=60)  # fmt: skip
+def finished_job(url: str, recording: Path, data: dict | None = None) -> str:
+    with recording.open("rb") as f:
+        created = httpx.post(f"{url}/v1/audio/jobs", files={"file": (recording.name, f)}, data=data, timeout=60)
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     deadline = time.monotonic() + 300
@@ -144,8 +144,59 @@ def test_a_job_names_them_too(url: str, audio: Path, references: dict[str, str])
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert status == "completed"
+    return job_id
+
+
+def test_a_job_names_them_too(url: str, audio: Path, references: dict[str, str]):
+    job_id = finished_job(url, audio / "dialogue.wav", {"known_speaker_names[]": ["Alice", "Bob"],
+                                                        "known_speaker_references[]": [references["alice"],
+                                                                                       references["bob"]]})  # fmt: skip
     result = httpx.get(f"{url}/v1/audio/jobs/{job_id}/result", params={"format": "diarized_json"}, timeout=30).json()
     assert {s["speaker"] for s in result["segments"]} == {"Alice", "Bob"}
     srt = httpx.get(f"{url}/v1/audio/jobs/{job_id}/result", params={"format": "srt"}, timeout=30).text
     assert "[Alice]" in srt and "[Bob]" in srt
     httpx.delete(f"{url}/v1/audio/jobs/{job_id}", timeout=30)
+
+
+def test_a_job_s_speaker_gives_a_clip_that_names_them_in_another_recording_and_can_be_renamed(
+    url: str, audio: Path, dialogue: dict
+):
+    job_id = finished_job(url, audio / "dialogue.wav")
+    jobs = f"{url}/v1/audio/jobs/{job_id}"
+    result = httpx.get(f"{jobs}/result", timeout=30).json()
+    said = Counter((s["speaker"], who_said(dialogue["turns"], s["start"], s["end"])) for s in result["segments"])
+    alice, bob = (max({label for label, _ in said}, key=lambda label: said[label, who]) for who in ("alice", "bob"))
+    assert alice != bob, said
+
+    clip = httpx.get(f"{jobs}/speakers/{alice}/clip", timeout=30)
+    assert clip.status_code == 200 and clip.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(clip.content)) as w:
+        assert (w.getframerate(), w.getnchannels()) == (16000, 1)
+        assert 2.0 <= w.getnframes() / w.getframerate() <= 10.0
+    followup = json.loads((audio / "followup.json").read_text())
+    reference = "data:audio/wav;base64," + base64.b64encode(clip.content).decode()
+    with (audio / "followup.wav").open("rb") as f:
+        named = httpx.post(f"{url}/v1/audio/transcribe-with-speakers", files={"file": ("followup.wav", f)},
+                           data={"known_speaker_names[]": ["Alice"], "known_speaker_references[]": [reference]},
+                           timeout=180).json()  # fmt: skip
+    said = [(s["speaker"], who_said(followup["turns"], s["start"], s["end"])) for s in named["segments"]]
+    assert {who for speaker, who in said if speaker == "Alice"} == {"alice"}, said
+    assert sum(1 for speaker, who in said if who == "alice" and speaker == "Alice") >= 0.9 * sum(
+        1 for _, who in said if who == "alice"
+    ), said
+
+    renamed = httpx.patch(f"{jobs}/speakers/{alice}", json={"name": "Alice"}, timeout=30)
+    assert renamed.status_code == 200 and renamed.json()["id"] == renamed.json()["name"] == "Alice"
+    srt = httpx.get(f"{jobs}/result", params={"format": "srt"}, timeout=30).text
+    vtt = httpx.get(f"{jobs}/result", params={"format": "vtt"}, timeout=30).text
+    text = httpx.get(f"{jobs}/result", params={"format": "text"}, timeout=30).text
+    assert "[Alice] Good morning" in srt and f"[{alice}]" not in srt and f"[{bob}]" in srt
+    assert "<v Alice>" in vtt and text.startswith("Alice: Good morning")
+    assert {s["id"] for s in httpx.get(f"{jobs}/result", timeout=30).json()["speakers"]} == {"Alice", bob}
+    assert httpx.get(f"{jobs}/speakers/Alice/clip", timeout=30).content == clip.content, "the clip keeps up"
+
+    for label, name, status in [(alice, "Carol", 404), (bob, "Alice", 409), (bob, " ", 400)]:
+        refused = httpx.patch(f"{jobs}/speakers/{label}", json={"name": name}, timeout=30)
+        assert refused.status_code == status and refused.json()["error"]["message"], (label, name, refused.text)
+    assert httpx.get(f"{jobs}/speakers/SPEAKER_09/clip", timeout=30).status_code == 404
+    httpx.delete(jobs, timeout=30)

@@ -122,9 +122,22 @@ def letter(index: int) -> str:
     return label
 
 
+def text(transcript: Transcript) -> str:
+    """The text; diarized (a job's result), one paragraph per speaker turn, each led by its speaker."""
+    if not any(seg.speaker for seg in transcript.segments):
+        return transcript.text + "\n"
+    turns: list[tuple[str | None, list[str]]] = []
+    for seg in transcript.segments:
+        if turns and turns[-1][0] == seg.speaker:
+            turns[-1][1].append(seg.text.strip())
+        else:
+            turns.append((seg.speaker, [seg.text.strip()]))
+    return "\n\n".join(f"{speaker}: {' '.join(said)}" for speaker, said in turns) + "\n"
+
+
 def render(transcript: Transcript, response_format: str, granularities: set[str], temperature: float) -> Response:
     if response_format == "text":
-        return PlainTextResponse(transcript.text + "\n")
+        return PlainTextResponse(text(transcript))
     if response_format == "srt":
         return PlainTextResponse(srt(transcript), media_type="application/x-subrip")
     if response_format == "vtt":

@@ -32,6 +32,7 @@ from app.inference.loader import ModelError, ModelLoader
 from app.inference.pipeline import Cancelled, KnownSpeaker, Options, StageTimer, WindowResult
 from app.inference.state import ServiceState
 from app.inference.transcript import Transcript
+from app.jobs import speakers
 from app.jobs.store import FINISHED, CorruptJob, Job, JobStore, Scratch
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,25 @@ class JobRunner:
         for segment, logprob in zip(transcript.segments, saved.get("avg_logprob", []), strict=False):
             segment.avg_logprob = logprob
         return transcript
+
+    def speaker_clip(self, job: Job, label: str) -> Path:
+        """The WAV of speaker `label`'s clearest speech (app/jobs/speakers.py)."""
+        self.transcript(job)  # 409 unless completed
+        saved = self.store.result(job.id)
+        if not any(s["id"] == label for s in saved["transcript"]["speakers"]):
+            raise APIError(404, f"job {job.id} has no speaker {label!r}", code="unknown_speaker")
+        name = saved.get("clips", {}).get(label)
+        if name is None:
+            raise APIError(409, f"{label} has less than {speakers.MIN_S:g} s of speech no one else talks over in "
+                           f"job {job.id}: no clip of it was kept", code="no_clear_speech")  # fmt: skip
+        return self.store.clip(job.id, name)
+
+    def rename_speaker(self, job: Job, label: str, name: str) -> dict[str, Any]:
+        """Call speaker `label` `name` in the job's transcript (every format of its result); that speaker."""
+        self.transcript(job)
+        saved, speaker = speakers.rename(self.store.result(job.id), label, name)
+        self.store.save_result(job.id, saved)
+        return speaker
 
     async def delete(self, job_id: str) -> None:
         """Cancel a queued or running job (it stops within one window) and delete its files."""
@@ -228,12 +248,14 @@ class JobRunner:
                                   scratch=Scratch(self.store, job.id))  # fmt: skip
         stages = {f"{name}_s": timer.seconds.get(name, 0.0) for name in ("vad", "transcribe", "align", "diarize")}
         timings = {"decode_s": decode_s, **stages, "total_s": time.perf_counter() - started}  # this run's
+        clips = self.store.save_clips(job.id, speakers.clips(transcript, audio))  # before the audio goes
         self.store.save_result(job.id, {
             "transcript": transcript.model_dump(mode="json"),
             "avg_logprob": [s.avg_logprob for s in transcript.segments],
             "timings": {name: round(s, 3) for name, s in timings.items()},
             "windows_run": len(job.windows) - len(done),
             "replayed": dict(timer.replayed),  # work inside the unfinished windows an earlier run had kept
+            "clips": clips,
         })  # fmt: skip
         job.audio_s_done, job.eta_s, job.speakers = audio.duration, 0, len(transcript.speakers)
         self.state.used_at = time.monotonic()

@@ -6,6 +6,7 @@
     <id>/windows/NNNNN.json  one checkpoint per finished window: its segments and its diarization
     <id>/windows/NNNNN.work/ the work done so far inside a window not finished yet (Scratch), until it is
     <id>/voices/NN.npy       the known speakers' reference clips (16 kHz float32), named in job.json
+    <id>/speakers/NN.wav     each speaker's clearest speech, cut at completion (app/jobs/speakers.py)
     <id>/events.jsonl        every event the job sent, one JSON object a line, numbered from 1
     <id>/result.json         the transcript, once completed
 
@@ -216,6 +217,18 @@ class JobStore:
 
     def result(self, job_id: str) -> dict[str, Any]:
         return read_json(self.dir(job_id) / "result.json")
+
+    def save_clips(self, job_id: str, clips: dict[str, bytes]) -> dict[str, str]:
+        """Each speaker's clip (WAV bytes) as speakers/NN.wav; the file name per speaker, for result.json."""
+        (self.dir(job_id) / "speakers").mkdir(exist_ok=True)
+        names = {}
+        for i, (label, data) in enumerate(clips.items()):
+            names[label] = f"{i:02d}.wav"
+            write_atomic(self.dir(job_id) / "speakers" / names[label], data)
+        return names
+
+    def clip(self, job_id: str, name: str) -> Path:
+        return self.dir(job_id) / "speakers" / Path(name).name
 
     # -- events -----------------------------------------------------------------------------------
     def append_event(self, job_id: str, event: dict[str, Any]) -> None:

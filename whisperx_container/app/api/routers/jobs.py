@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +33,7 @@ from app.api.routers.transcriptions import (
 from app.api.schemas import JobList, JobObject, Timings
 from app.api.service import Service, get_service
 from app.api.voices import known_speakers
+from app.inference.transcript import Speaker
 from app.jobs.runner import JobRunner
 
 router = APIRouter(prefix="/v1/audio/jobs", tags=["jobs"])
@@ -120,6 +122,27 @@ def job_result(
         timings = runner.store.result(job.id).get("timings", {})
         return JSONResponse(diarized_transcript(transcript, Timings(**timings)).model_dump(mode="json"))
     return render(transcript, fmt, set(), 0.0)
+
+
+@router.get(
+    "/{job_id}/speakers/{label}/clip",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "2-10 s of the speaker's clearest speech"}},
+)
+def speaker_clip(job_id: str, label: str, runner: Runner) -> FileResponse:
+    """A speaker's clearest speech (its segments no one else talks over), cut when the job completed: what a
+    voice library makes a known speaker of."""
+    return FileResponse(runner.speaker_clip(runner.get(job_id), label), media_type="audio/wav")
+
+
+class SpeakerName(BaseModel):
+    name: str = Field(description="what the transcript calls the speaker from now on")
+
+
+@router.patch("/{job_id}/speakers/{label}", response_model=Speaker)
+async def rename_speaker(job_id: str, label: str, body: SpeakerName, runner: Runner) -> JSONResponse:
+    """Rename a speaker of a completed job: its segments, words and every format of the result say `name`."""
+    return JSONResponse(runner.rename_speaker(runner.get(job_id), label, body.name))
 
 
 @router.get("/{job_id}/events", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
