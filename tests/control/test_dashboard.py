@@ -808,6 +808,8 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     page.shot("dashboard-installed.png", full_page=True)
     page.shot("transcript-speakers.png", locator=page.page.locator("#transcribe-card"))
 
+    name_a_speaker_then_see_the_name_in_the_next_transcript(page, audio)
+
     page.page.click("#remove-button")
     page.page.click("#confirm-ok")
     expect(page.page.locator("#progress-title")).to_have_text("WhisperX is removed", timeout=300_000)
@@ -817,3 +819,40 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     assert gone.returncode != 0, "the removal took the container away"
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert wait_until(lambda: not client.get("/api/whisperx/status").json()["installed"], 30)
+
+
+def name_a_speaker_then_see_the_name_in_the_next_transcript(page: Dashboard, audio: Path) -> None:
+    """The voice library from the page: "Name" on the dialogue's first speaker (Alice says the first line), the
+    transcript says Alice, the Voices card has her; the follow-up meeting of the same voices comes back with
+    Alice named; deleting the voice empties the card."""
+    from playwright.sync_api import expect
+
+    first = page.page.locator("#transcript-segments li .seg-speaker").first.text_content()
+    page.page.locator(f'#transcript-speakers li[data-speaker="{first}"]').get_by_role(
+        "button", name=f"Name {first}"
+    ).click()
+    expect(page.page.locator("#name-dialog")).to_be_visible()
+    page.page.fill("#name-input", "Alice")
+    page.page.press("#name-input", "Enter")  # Enter names; it does not cancel
+    expect(page.page.locator("#name-dialog")).to_be_hidden()
+    expect(page.page.locator('#transcript-speakers li[data-speaker="Alice"]')).to_be_visible(timeout=60_000)
+    expect(page.page.locator("#transcript-segments li .seg-speaker").first).to_have_text("Alice")
+    voices = page.page.locator("#voices-list li")
+    expect(voices).to_have_count(1)
+    expect(voices.first.locator(".voice-name")).to_have_text("Alice")
+    expect(voices.first).to_contain_text(f"from {first} of a transcript")
+    clip = voices.first.locator("audio").get_attribute("src")
+    played = page.page.request.get(f"{page.url}{clip}")
+    assert played.status == 200 and played.headers["content-type"] == "audio/wav", "the clip plays for the operator"
+
+    page.page.set_input_files("#transcribe-file", str(audio / "followup.wav"))
+    page.page.click("#transcribe-submit")
+    new_one = re.compile("last year", re.IGNORECASE)  # what the follow-up says, and the dialogue does not
+    expect(page.page.locator("#transcript-segments")).to_contain_text(new_one, timeout=300_000)
+    expect(page.page.locator('#transcript-speakers li[data-speaker="Alice"]')).to_be_visible()
+    page.shot("voices.png", locator=page.page.locator("#voices-card"))
+
+    voices.first.get_by_role("button", name="Delete").click()
+    page.page.click("#confirm-ok")
+    expect(voices).to_have_count(0)
+    expect(page.page.locator("#voices-empty")).to_contain_text("No voices yet")

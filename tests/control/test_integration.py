@@ -15,6 +15,7 @@ import logging
 import os
 import stat
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -281,6 +282,62 @@ def test_a_job_through_spark_control_streams_its_progress_and_gives_its_result(l
     assert job["id"] in [j["id"] for j in listed["data"]]
     assert lab.client.delete(f"/api/audio/jobs/{job['id']}").status_code == 204
     assert lab.client.get(f"/api/audio/jobs/{job['id']}").status_code == 404
+
+
+def finished_job(lab: Lab, recording: Path) -> dict:
+    """A job through spark-control, followed to its end; its diarized transcript."""
+    with recording.open("rb") as f:
+        started = lab.client.post("/api/audio/jobs", files={"file": (recording.name, f, "audio/wav")})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    seen = read_until(lab.client, f"/api/audio/jobs/{job_id}/events", lambda e: e["event"] == "done")
+    assert seen[-1]["data"] == {"status": "completed", "error": None}
+    return {"id": job_id, **lab.client.get(f"/api/audio/jobs/{job_id}/result").json()}
+
+
+def test_a_speaker_named_in_one_job_is_named_in_the_next_recording_of_that_voice(lab: Lab, audio: Path):
+    """The voice library end to end: name SPEAKER_NN of a finished meeting "Alice"; the downloads say Alice;
+    a week later another conversation of the same two people comes back with Alice named, unasked."""
+    turns = json.loads((audio / "dialogue.json").read_text())["turns"]
+    first = finished_job(lab, audio / "dialogue.wav")
+    said = Counter((s["speaker"], who_said(turns, s)) for s in first["segments"])
+    alice = max({label for label, _ in said}, key=lambda label: said[label, "alice"])
+    url = f"/api/audio/jobs/{first['id']}/speakers"
+
+    assert lab.client.post(f"{url}/{alice}/voice", json={"name": "Alice"}).status_code == 401, "changes need the token"
+    for label, body, status in [("SPEAKER_09", {"name": "Alice"}, 404), (alice, {"name": "  "}, 400), (alice, {}, 422)]:
+        refused = lab.post(f"{url}/{label}/voice", json=body)
+        assert refused.status_code == status, refused.text
+    assert lab.get("/api/voices").json()["data"] == [], "a refused naming leaves no voice"
+
+    named = lab.post(f"{url}/{alice}/voice", json={"name": "Alice"})
+    assert named.status_code == 201, named.text
+    voice = named.json()["voice"]
+    assert voice["name"] == "Alice" and named.json()["speaker"]["id"] == "Alice"
+    assert voice["clips"][0]["source"] == {"kind": "job", "job_id": first["id"], "speaker": alice}
+    assert 2.0 <= voice["clips"][0]["duration"] <= 10.0
+    downloads = {f: lab.client.get(f"/api/audio/jobs/{first['id']}/result", params={"format": f}).text
+                 for f in ("srt", "vtt", "text")}  # fmt: skip
+    assert "[Alice] Good morning" in downloads["srt"] and f"[{alice}]" not in downloads["srt"]
+    assert "<v Alice>" in downloads["vtt"] and f"<v {alice}>" not in downloads["vtt"]
+    assert downloads["text"].startswith("Alice: Good morning")
+
+    second = finished_job(lab, audio / "followup.wav")  # the caller sends no known speakers: the library does
+    followup = json.loads((audio / "followup.json").read_text())["turns"]
+    labelled = [(s["speaker"], who_said(followup, s)) for s in second["segments"]]
+    assert {who for speaker, who in labelled if speaker == "Alice"} == {"alice"}, labelled
+    hers = [speaker for speaker, who in labelled if who == "alice"]
+    assert hers.count("Alice") >= 0.9 * len(hers), labelled
+    assert [s["name"] for s in second["speakers"] if s["name"]] == ["Alice"]
+
+    assert lab.client.delete(f"/api/voices/{voice['id']}", headers=AUTH).status_code == 204
+    for job_id in (first["id"], second["id"]):
+        assert lab.client.delete(f"/api/audio/jobs/{job_id}").status_code == 204
+
+
+def who_said(turns: list[dict], segment: dict) -> str:
+    """The scripted speaker whose turn overlaps the segment most."""
+    return max(turns, key=lambda t: min(t["end"], segment["end"]) - max(t["start"], segment["start"]))["speaker"]
 
 
 def test_deep_checks_run_real_audio_through_each_service(lab: Lab):

@@ -6,6 +6,7 @@ import { ProgressDialog } from "./progress-dialog.js";
 import { ServicesTable } from "./services.js";
 import { loadSession, signIn, signOut, SignInCanceled } from "./session.js";
 import { TranscribePanel } from "./transcribe.js";
+import { VoicesCard } from "./voices.js";
 import { WhisperxPanel } from "./whisperx.js";
 
 const STATUS_POLL_MS = 5000;
@@ -33,7 +34,8 @@ const dialog = new ProgressDialog({
 });
 whisperx = new WhisperxPanel(dialog, { notice, onChange: () => services.refresh() });
 services = new ServicesTable({ notice, onChange: (name) => name === "whisperx" && whisperx.refresh() });
-const transcribe = new TranscribePanel();
+const voices = new VoicesCard();
+const transcribe = new TranscribePanel({ onNamed: () => voices.refresh() });
 
 $("#login-button").addEventListener("click", () => signIn().then(refreshAll, ignoreCanceled));
 $("#logout-button").addEventListener("click", () => signOut());
@@ -59,7 +61,7 @@ async function showPlan() {
 
 async function refreshAll() {
   await showPlan();
-  return Promise.all([whisperx.refresh(), services.refresh(), transcribe.recent.refresh()]);
+  return Promise.all([whisperx.refresh(), services.refresh(), transcribe.recent.refresh(), voices.refresh()]);
 }
 
 async function fetchVersion() {

@@ -19,9 +19,10 @@ const RECONNECT_MS = 2000;
 const jobUrl = (id) => `${JOBS}/${encodeURIComponent(id)}`;
 
 export class TranscribePanel {
-  constructor() {
+  /** onNamed(voice): a speaker of a transcript was named (the voice library changed). */
+  constructor({ onNamed } = {}) {
     this.form = $("#transcribe-form");
-    this.view = new TranscriptView();
+    this.view = new TranscriptView({ onNamed });
     this.recent = new RecentTranscripts({
       onOpen: (job) => this.open(job),
       onDelete: (id) => this.forget(id),

@@ -2,9 +2,10 @@
 // and its downloads. A job's segments arrive window by window (live, then append); a finished transcript
 // is drawn whole (render). Text from the service is only ever set as text.
 
-import { DASHBOARD_HEADER, errorMessage, parseBody } from "./api.js";
+import { api, DASHBOARD_HEADER, errorMessage, parseBody } from "./api.js";
 import { $, el, setText, show, toast } from "./dom.js";
 import { duration, position } from "./format.js";
+import { askName, nameSpeaker } from "./voices.js";
 
 const PALETTE_SIZE = 8;
 const EXTENSION = { json: "transcript.json", srt: "srt", vtt: "vtt", text: "txt" };
@@ -36,7 +37,9 @@ function baseName(name) {
 }
 
 export class TranscriptView {
-  constructor() {
+  /** onNamed(voice): a speaker was named, and the library has their voice. */
+  constructor({ onNamed = () => {} } = {}) {
+    this.onNamed = onNamed;
     this.box = $("#transcript");
     this.ids = []; // speaker ids in the order they were met: their colours
     this.segments = []; // what "Copy text" copies
@@ -135,14 +138,38 @@ export class TranscriptView {
   }
 
   drawSpeakers(talk) {
+    const namable = Boolean(this.shown?.jobId && this.shown.body); // a finished job's transcript
     $("#transcript-speakers").replaceChildren(
       ...this.ids.map((id) =>
-        el("li", { class: this.colour(id) }, talk.has(id) ? `${id} · ${duration(talk.get(id))}` : id),
+        el(
+          "li",
+          { class: this.colour(id), dataset: { speaker: id } },
+          talk.has(id) ? `${id} · ${duration(talk.get(id))}` : id,
+          namable
+            ? el("button", { type: "button", class: "link small", "aria-label": `Name ${id}`, onclick: () => this.name(id) }, "Name")
+            : null,
+        ),
       ),
     );
   }
 
   // -- actions ------------------------------------------------------------------------------------------
+  /** "Name this speaker": the job's transcript (and its downloads) say the name; the library keeps the voice. */
+  async name(label) {
+    const shown = this.shown;
+    const name = await askName(label);
+    if (!name || this.shown !== shown) return;
+    try {
+      const { voice } = await nameSpeaker(shown.jobId, label, name);
+      const body = await api(`/api/audio/jobs/${encodeURIComponent(shown.jobId)}/result?format=json`);
+      if (this.shown === shown) this.render(body, { backend: "whisperx", name: shown.name, jobId: shown.jobId });
+      toast(`${label} is ${voice.name}: the next transcripts name them too.`, "ok");
+      this.onNamed(voice);
+    } catch (error) {
+      toast(`${label} was not named: ${error.message}`, "bad");
+    }
+  }
+
   async download(format) {
     const shown = this.shown;
     if (!shown) return;
