@@ -5,7 +5,7 @@ UV_VENV         := $(CACHE)/uv-venv
 
 export SERVICE_IMAGE
 
-.PHONY: image service-tests bench-service service-lock
+.PHONY: image service-tests bench-service service-lock gpu-smoke
 
 TEST_STAGES += service-tests
 
@@ -19,6 +19,11 @@ image: docker base-image ## the CPU service image (spark-inference/whisperx-asr:
 
 service-tests: image models fixtures venv ## integration tests against the built image (offline bundle, tiny.en)
 	@$(STAGE) service-tests $(BIN)/pytest -m integration tests/service
+
+# On a GPU host (a new Spark first): the image's view of the GPU, then the bundled dialogue through it.
+# GPU_SMOKE_ARGS: e.g. --image whisperx-asr:ctx-... --model large-v3; --cpu --models DIR for a CPU image.
+gpu-smoke: ## the GPU smoke test (scripts/gpu-smoke.sh): nvidia-smi, torch, CTranslate2, RTF per stage, GPU memory
+	scripts/gpu-smoke.sh $(GPU_SMOKE_ARGS)
 
 bench-service: image models fixtures venv ## the long-audio benchmark (about an hour): docs/benchmarks/service.md
 	@$(STAGE) bench-service $(PY) -m scripts.bench_service --out docs/benchmarks

@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from scripts.bench import jobs, voices
+from scripts.bench import gb10, jobs, voices
 from scripts.bench.recordings import PAUSE_S, dialogue_lines, mix, reference_blocks
 from scripts.bench.scoring import der, hypothesis_turns, rttm_turns, stm_lines, wer, word_speaker_accuracy
 
@@ -400,6 +400,7 @@ def report(results: dict, out: Path) -> None:
     ]
     for q in results["quality"]:
         lines.append(f"| {q['file']} | {q['wer']:.1%} | {q['der']:.1%} | {q['speakers']} / {q['reference_speakers']} |")
+    lines += gb10.section()
     lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     out.write_text("\n".join(lines) + "\n")
 

@@ -337,12 +337,22 @@ def device_requests(gpus):
     return [{"driver": "nvidia", "device_ids": [i.strip() for i in gpus.split(",")], "capabilities": [["gpu"]]}]
 
 
-def build_args(extra, base_image="", cuda_torch_index="", gpus="", architecture=""):
+def build_args(extra, base_image="", cuda_torch_index="", gpus="", architecture="", ctranslate2_cuda="auto",
+               ctranslate2_builder_image="", cuda_arch_list=""):  # fmt: skip
     """The image's build arguments; `extra` (whisperx_build_args) wins over the role's own."""
     args = {"BASE_IMAGE": base_image} if base_image else {}
+    arm_gpus = bool(device_requests(gpus)) and (architecture or "") in ARM_ARCHITECTURES
     # PyPI's aarch64 torch is CPU-only, so with GPUs on aarch64 pip also reads PyTorch's CUDA index.
-    if device_requests(gpus) and (architecture or "") in ARM_ARCHITECTURES and cuda_torch_index:
+    if arm_gpus and cuda_torch_index:
         args["PIP_EXTRA_INDEX_URL"] = cuda_torch_index
+    # PyPI's aarch64 CTranslate2 is CPU-only too: the Dockerfile's first stage compiles it with CUDA.
+    wanted = str(ctranslate2_cuda).strip().lower()
+    if wanted in ("true", "yes", "1", "on") or (wanted == "auto" and arm_gpus):
+        args["CTRANSLATE2_CUDA"] = "1"
+        if ctranslate2_builder_image:
+            args["CT2_BUILDER_IMAGE"] = ctranslate2_builder_image
+        if cuda_arch_list:
+            args["CUDA_ARCH_LIST"] = cuda_arch_list
     args.update({key: str(value) for key, value in (extra or {}).items()})
     return args
 

@@ -218,7 +218,7 @@ def device_problem(body, device):
     """Why a loaded service does not count as healthy on `device`, or None."""
     if not device or not body:
         return None
-    actual = body.get("device")
+    actual = body.get("diarizer_device", body.get("device"))  # Whisper's: the service refuses a silent CPU one
     if actual == device:
         return None
     return f"The WhisperX models loaded on {json.dumps(actual)} instead of {json.dumps(device)}: {CUDA_HINT}."

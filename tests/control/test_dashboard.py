@@ -784,6 +784,7 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     expect(page.page.locator("#wx-summary")).to_have_text("ready", timeout=120_000)
     expect(page.page.locator("#wx-model")).to_contain_text("tiny.en")
     expect(page.page.locator("#wx-diarizer")).to_have_text("loaded")
+    expect(page.page.locator("#wx-device")).to_have_text("Whisper cpu · diarizer cpu · int8")  # each model's own
     expect(page.page.locator("#wx-source")).to_contain_text("Live: /health answered")
 
     page.page.set_input_files("#transcribe-file", str(audio / "dialogue.wav"))

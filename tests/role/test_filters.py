@@ -458,18 +458,26 @@ def test_with_gpus_the_service_must_load_on_cuda_unless_told_cpu(wx):
 
 
 def test_build_arguments(wx):
-    index = "https://download.pytorch.org/whl/cu128"
+    index = "https://download.pytorch.org/whl/cu129"
     assert wx.build_args({}, base_image="deb:12", cuda_torch_index=index, gpus="all", architecture="x86_64") == {
         "BASE_IMAGE": "deb:12"
     }
     for arch in ("aarch64", "arm64"):
-        assert wx.build_args({}, cuda_torch_index=index, gpus="1", architecture=arch) == {"PIP_EXTRA_INDEX_URL": index}
+        assert wx.build_args({}, cuda_torch_index=index, gpus="1", architecture=arch) == {
+            "PIP_EXTRA_INDEX_URL": index,
+            "CTRANSLATE2_CUDA": "1",
+        }
     assert wx.build_args({}, cuda_torch_index=index, gpus="", architecture="aarch64") == {}
-    assert wx.build_args({}, cuda_torch_index="", gpus="all", architecture="aarch64") == {}
+    assert wx.build_args({}, cuda_torch_index="", gpus="all", architecture="aarch64") == {"CTRANSLATE2_CUDA": "1"}
     explicit = wx.build_args(
         {"PIP_EXTRA_INDEX_URL": "https://o", "N": 1}, cuda_torch_index=index, gpus="all", architecture="aarch64"
     )
-    assert explicit == {"PIP_EXTRA_INDEX_URL": "https://o", "N": "1"}
+    assert explicit == {"PIP_EXTRA_INDEX_URL": "https://o", "CTRANSLATE2_CUDA": "1", "N": "1"}
+    for off in (False, "false", "no"):
+        assert wx.build_args({}, gpus="all", architecture="aarch64", ctranslate2_cuda=off) == {}
+    forced = wx.build_args({}, gpus="all", architecture="x86_64", ctranslate2_cuda=True,
+                           ctranslate2_builder_image="cuda:devel", cuda_arch_list="12.1")  # fmt: skip
+    assert forced == {"CTRANSLATE2_CUDA": "1", "CT2_BUILDER_IMAGE": "cuda:devel", "CUDA_ARCH_LIST": "12.1"}
 
 
 def test_the_health_url_is_what_the_host_itself_reaches(wx):

@@ -307,6 +307,9 @@ def test_a_service_that_should_run_on_the_gpu_and_loaded_on_the_cpu_is_not_healt
     assert "whisperx_cuda_torch_index" in problem and 'set whisperx_gpus to "" to run on the CPU' in problem
     assert health.device_problem({**ready, "device": "cuda"}, "cuda") is None
     assert health.device_problem(ready, None) is None and health.device_problem(ready, "") is None
+    both = {**ready, "device": "cuda", "whisper_device": "cuda", "diarizer_device": "cuda"}
+    assert health.device_problem(both, "cuda") is None
+    assert health.device_problem({**both, "diarizer_device": "cpu"}, "cuda").startswith("The WhisperX models loaded on")
 
 
 def test_a_cuda_load_error_says_what_to_check_when_gpus_were_requested(health):

@@ -29,7 +29,8 @@ RENDERED = [
     "_whisperx_image_changed",
     "_whisperx_prunable_images",
 ]
-CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+CUDA_INDEX = "https://download.pytorch.org/whl/cu129"
+CT2_BUILDER = "nvidia/cuda:12.9.1-cudnn-devel-ubuntu24.04"
 
 
 def engine(arch: str) -> dict:
@@ -59,6 +60,17 @@ SCENARIOS = {
         "whisperx_build_args": {"PIP_EXTRA_INDEX_URL": "https://other.example/simple"},
     },
     "arm_cpu": {"_whisperx_host_engine": engine("aarch64"), "whisperx_gpus": ""},
+    "arm_gpu_no_ct2": {
+        "_whisperx_host_engine": engine("aarch64"),
+        "whisperx_gpus": "all",
+        "whisperx_ctranslate2_cuda": False,
+    },
+    "x86_ct2_forced": {
+        "_whisperx_host_engine": engine("x86_64"),
+        "whisperx_gpus": "all",
+        "whisperx_ctranslate2_cuda": True,
+        "whisperx_cuda_arch_list": "9.0;12.0+PTX",
+    },
     "arm_gpu_cpu_device": {
         "_whisperx_host_engine": engine("aarch64"),
         "whisperx_gpus": "all",
@@ -190,7 +202,23 @@ def rendered(tmp_path_factory, collection) -> dict[str, dict]:
 
 
 def test_x86_64_with_gpus_builds_with_pypi_alone(rendered):
-    assert "PIP_EXTRA_INDEX_URL" not in rendered["x86_gpu"]["_whisperx_build_args"]
+    assert rendered["x86_gpu"]["_whisperx_build_args"] == {}  # PyPI's torch and CTranslate2 have CUDA there
+
+
+def test_aarch64_with_gpus_compiles_ctranslate2_with_cuda_and_the_cpu_does_not(rendered):
+    assert rendered["arm_gpu"]["_whisperx_build_args"] == {
+        "PIP_EXTRA_INDEX_URL": CUDA_INDEX,
+        "CTRANSLATE2_CUDA": "1",
+        "CT2_BUILDER_IMAGE": CT2_BUILDER,
+    }
+    assert rendered["arm_cpu"]["_whisperx_build_args"] == {}
+    assert rendered["x86_ct2_forced"]["_whisperx_build_args"] == {
+        "CTRANSLATE2_CUDA": "1",
+        "CT2_BUILDER_IMAGE": CT2_BUILDER,
+        "CUDA_ARCH_LIST": "9.0;12.0+PTX",
+    }
+    assert rendered["arm_gpu_no_ct2"]["_whisperx_build_args"] == {"PIP_EXTRA_INDEX_URL": CUDA_INDEX}
+    assert rendered["arm_gpu_no_ct2"]["_whisperx_image"] != rendered["arm_gpu"]["_whisperx_image"], "it rebuilds"
 
 
 def test_aarch64_with_gpus_takes_cuda_torch_from_pytorchs_index(rendered):
@@ -203,9 +231,9 @@ def test_the_index_is_part_of_the_image_tag_so_changing_it_rebuilds(rendered):
     assert rendered["arm_gpu_mirror"]["_whisperx_build_args"]["PIP_EXTRA_INDEX_URL"] == (
         "https://mirror.example/whl/cu128"
     )
-    # Without the index nothing differs from an x86_64 build's arguments, nor the tag.
-    assert rendered["arm_gpu_no_index"]["_whisperx_build_args"] == rendered["x86_gpu"]["_whisperx_build_args"]
-    assert rendered["arm_gpu_no_index"]["_whisperx_image"] == rendered["x86_gpu"]["_whisperx_image"]
+    # Without the index the aarch64 build still compiles CTranslate2, and takes torch from PyPI.
+    assert "PIP_EXTRA_INDEX_URL" not in rendered["arm_gpu_no_index"]["_whisperx_build_args"]
+    assert rendered["arm_gpu_no_index"]["_whisperx_build_args"]["CTRANSLATE2_CUDA"] == "1"
 
 
 def test_an_explicit_build_argument_wins_and_the_cpu_needs_no_index(rendered):

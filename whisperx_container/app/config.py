@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     )
     whisperx_device: Literal["auto", "cuda", "cpu"] = "auto"
     whisperx_compute_type: str = Field("auto", description="CTranslate2 compute type; auto: float16 GPU, int8 CPU")
+    whisperx_allow_cpu_whisper: bool = Field(
+        False, description="GPUs there but none for CTranslate2: Whisper on the CPU instead of a failed load"
+    )
     whisperx_batch_size: int = Field(8, ge=1, le=128)
     whisperx_queue_limit: int = Field(4, ge=1, le=1000, description="requests waiting behind the running one")
     whisperx_api_key_file: Path | None = Field(

@@ -62,7 +62,8 @@ export class WhisperxPanel {
     badge.className = `badge ${tone}`;
 
     setText($("#wx-model"), health.model ?? "—");
-    setText($("#wx-device"), health.device ? [health.device, health.compute_type].filter(Boolean).join(" · ") : "—");
+    const devices = health.whisper_device ? `Whisper ${health.whisper_device} · diarizer ${health.diarizer_device}` : health.device;
+    setText($("#wx-device"), devices ? [devices, health.compute_type].filter(Boolean).join(" · ") : "—");
     const diarizer = health.status === "unloaded" ? "unloaded while idle (loads on the next request)"
       : health.diarizer_loaded ? "loaded" : "loading";
     setText($("#wx-diarizer"), "diarizer_loaded" in health ? diarizer : "—");

@@ -25,7 +25,9 @@ class Health(BaseModel):
     diarizer_loaded: bool
     aligner: Literal["wav2vec2", "whisper"] | None
     model: str
-    device: Literal["cuda", "cpu"]
+    device: Literal["cuda", "cpu"] = Field(description="the diarizer's (torch); kept for older callers")
+    whisper_device: Literal["cuda", "cpu"] = Field(description="Whisper's (CTranslate2)")
+    diarizer_device: Literal["cuda", "cpu"] = Field(description="pyannote's and the aligner's (torch)")
     compute_type: str
     queue: QueueStatus
     version: str

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings
@@ -66,20 +67,46 @@ def whisper_source(settings: Settings) -> tuple[str, bool]:
     return name, False
 
 
-def resolve_device(settings: Settings) -> tuple[str, str, str]:
-    """(torch device, CTranslate2 device, compute type)."""
-    import ctranslate2
-    import torch
+@dataclass(frozen=True)
+class DeviceProbe:
+    """What the libraries see: torch's CUDA devices and CTranslate2's (the GPU itself is stubbed in tests)."""
 
+    torch_cuda: bool
+    ct2_cuda_devices: int
+
+    @classmethod
+    def look(cls) -> DeviceProbe:
+        import ctranslate2
+        import torch
+
+        return cls(torch.cuda.is_available(), ctranslate2.get_cuda_device_count())
+
+
+CPU_WHISPER_FIX = (
+    "Whisper would run on the CPU, several times slower, while the GPU sits idle: this image's CTranslate2 has no "
+    "CUDA support (PyPI's aarch64 wheels are CPU-only). Rebuild the image with CTranslate2 compiled for CUDA "
+    "(the role does when whisperx_ctranslate2_cuda is true, the default on an aarch64 host with GPUs; by hand: "
+    "--build-arg CTRANSLATE2_CUDA=1, whisperx_container/README.md), or set WHISPERX_ALLOW_CPU_WHISPER=true to "
+    "accept Whisper on the CPU"
+)
+
+
+def resolve_device(settings: Settings, probe: DeviceProbe | None = None) -> tuple[str, str, str]:
+    """(torch device: the diarizer's, CTranslate2 device: Whisper's, compute type).
+
+    With GPUs there (WHISPERX_DEVICE=cuda, or auto and torch sees one), Whisper runs on one too or the
+    load fails (ModelError): never silently on the CPU, unless WHISPERX_ALLOW_CPU_WHISPER=true."""
+    probe = probe or DeviceProbe.look()
     device = settings.whisperx_device
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        device = "cuda" if probe.torch_cuda else "cpu"
+    if device == "cuda" and not probe.torch_cuda:
         raise ModelError("WHISPERX_DEVICE=cuda but torch sees no CUDA device")
     ct2_device = device
-    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
-        # PyPI's aarch64 CTranslate2 wheels are CPU-only: Whisper on the CPU, pyannote on the GPU
-        log.warning("CTranslate2 has no CUDA support in this build; Whisper runs on the CPU")
+    if device == "cuda" and probe.ct2_cuda_devices == 0:
+        if not settings.whisperx_allow_cpu_whisper:
+            raise ModelError(f"torch sees a GPU but CTranslate2 sees none. {CPU_WHISPER_FIX}")
+        log.warning("CTranslate2 has no CUDA device; Whisper runs on the CPU (WHISPERX_ALLOW_CPU_WHISPER=true)")
         ct2_device = "cpu"
     compute_type = settings.whisperx_compute_type
     if compute_type == "auto":
@@ -147,13 +174,13 @@ class ModelLoader:
         return message.replace(token, "***") if token else message
 
     def load(self) -> None:
+        settings, state = self.settings, self.state
+        device, ct2_device, compute_type = resolve_device(settings)  # first: a wrong device fails at once
+        state.device, state.whisper_device, state.compute_type = device, ct2_device, compute_type
         import torch
 
-        settings, state = self.settings, self.state
         threads = settings.whisperx_threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
-        device, ct2_device, compute_type = resolve_device(settings)
-        state.device, state.compute_type = device, compute_type
 
         transcriber = self.load_whisper(ct2_device, compute_type, threads)
         state.whisper_loaded = True

@@ -14,7 +14,8 @@ class ServiceState:
     whisper_loaded: bool = False
     diarizer_loaded: bool = False
     aligner: str | None = None  # wav2vec2 | whisper
-    device: str = "cpu"
+    device: str = "cpu"  # torch's: the diarizer's and the aligner's
+    whisper_device: str = "cpu"  # CTranslate2's
     compute_type: str = "auto"
     error: str | None = None
     pipeline: Any = None  # app.inference.pipeline.SpeechPipeline once loaded

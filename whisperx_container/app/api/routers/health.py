@@ -25,6 +25,8 @@ def health(service: Annotated[Service, Depends(get_service)]) -> Health:
         aligner=state.aligner,
         model=service.settings.whisper_model,
         device=state.device,
+        whisper_device=state.whisper_device,
+        diarizer_device=state.device,
         compute_type=state.compute_type,
         queue=QueueStatus(running=queue.running, waiting=queue.queued, limit=queue.limit),
         version=__version__,
