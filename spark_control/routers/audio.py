@@ -27,6 +27,7 @@ _MULTIPART = {
                         "min_speakers": {"type": "integer"},
                         "max_speakers": {"type": "integer"},
                         "prompt": {"type": "string"},
+                        "response_format": {"type": "string", "enum": ["json", "rttm"]},
                     },
                 }
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scripts.bench.scoring import rttm_turns, word_speaker_accuracy, words
@@ -49,3 +50,39 @@ def test_num_speakers_is_obeyed(url: str, audio: Path):
 def test_max_speakers_caps_the_speaker_count(url: str, pyannote_sample: Path):
     result = transcribe(url, pyannote_sample / "sample.wav", min_speakers=1, max_speakers=1)
     assert len(result["speakers"]) == 1
+
+
+def test_the_diarizer_s_turns_come_with_the_transcript_and_as_rttm(url: str, audio: Path, dialogue: dict, tmp_path):
+    result = transcribe(url, audio / "dialogue.wav")
+    turns = result["turns"]
+    assert turns and {t["speaker"] for t in turns} == {s["id"] for s in result["speakers"]}
+    assert turns == sorted(turns, key=lambda t: (t["start"], t["end"], t["speaker"]))
+    # each scripted turn is mostly covered by the turns of one label, a different one for each voice
+    covered: dict[str, dict[str, float]] = {}
+    for ref in dialogue["turns"]:
+        for t in turns:
+            overlap = max(0.0, min(ref["end"], t["end"]) - max(ref["start"], t["start"]))
+            covered.setdefault(ref["speaker"], {}).setdefault(t["speaker"], 0.0)
+            covered[ref["speaker"]][t["speaker"]] += overlap
+    label = {who: max(by, key=by.get) for who, by in covered.items()}
+    assert label["alice"] != label["bob"]
+    speech = sum(r["end"] - r["start"] for r in dialogue["turns"])
+    right = sum(covered[who][label[who]] for who in covered)
+    # 82 % measured: each scripted turn is a whole espeak clip, its own leading and trailing silence included
+    assert right >= 0.75 * speech, (right, speech)
+    wrong = sum(sum(by.values()) - by[label[who]] for who, by in covered.items())
+    assert wrong <= 0.05 * speech, "hardly any speech under the other voice's label"
+
+    with (audio / "dialogue.wav").open("rb") as f:
+        rttm = httpx.post(f"{url}/v1/audio/transcribe-with-speakers", files={"file": ("dialogue.wav", f)},
+                          data={"response_format": "rttm"}, timeout=180)  # fmt: skip
+    assert rttm.status_code == 200 and rttm.headers["content-type"].startswith("text/plain")
+    (tmp_path / "h.rttm").write_text(rttm.text)
+    assert [line.split()[1] for line in rttm.text.splitlines()] == ["dialogue"] * len(turns)
+    parsed = rttm_turns(tmp_path / "h.rttm")
+    expected = [(t["start"], t["end"], t["speaker"]) for t in turns]
+    assert [(round(a, 3), round(b, 3), s) for a, b, s in parsed] == expected
+    with (audio / "sentence.wav").open("rb") as f:
+        bad = httpx.post(f"{url}/v1/audio/transcribe-with-speakers", files={"file": ("s.wav", f)},
+                         data={"response_format": "srt"}, timeout=60)  # fmt: skip
+    assert bad.status_code == 400 and "use json or rttm" in bad.json()["error"]["message"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from app.api import formats
 from app.api.schemas import Timings
-from app.inference.transcript import Transcript
+from app.inference.transcript import Transcript, Turn
 
 TRANSCRIPT = Transcript.model_validate({
     "language": "en",
@@ -67,7 +67,8 @@ def test_verbose_json_segments_carry_whispers_log_probability():
 def test_the_diarized_transcript_is_the_transcript_and_its_timings_in_the_contracts_order():
     timings = Timings(decode_s=0.1, vad_s=0.2, transcribe_s=2.0, align_s=0.4, diarize_s=3.0, total_s=5.7)
     body = json.loads(formats.diarized_transcript(TRANSCRIPT, timings).model_dump_json())
-    assert list(body) == ["task", "text", "language", "duration", "segments", "speakers", "backend", "model", "timings"]
+    assert list(body) == ["task", "text", "language", "duration", "segments", "speakers", "turns", "backend", "model",
+                          "timings"]  # fmt: skip
     assert list(body["segments"][0]) == ["id", "type", "start", "end", "speaker", "text", "words"]  # no avg_logprob
     assert list(body["segments"][0]["words"][0]) == ["word", "start", "end", "probability", "speaker"]
     assert body["speakers"] == [{"id": "SPEAKER_00", "duration": 1.2, "name": None, "match": None},
@@ -89,3 +90,25 @@ def test_a_diarized_transcript_s_text_is_a_paragraph_per_speaker_turn():
         update={"segments": [s.model_copy(update={"speaker": None}) for s in TRANSCRIPT.segments]}
     )
     assert formats.text(plain) == "Hello there. Hi.\n"  # OpenAI's text: transcriptions are never diarized
+
+
+def test_rttm_is_the_turns_overlaps_included_one_line_each():
+    turns = [{"start": 0.4, "end": 1.8, "speaker": "SPEAKER_00"}, {"start": 1.5, "end": 2.25, "speaker": "Mary Ann"}]
+    transcript = TRANSCRIPT.model_copy(update={"turns": [Turn(**t) for t in turns]})
+    assert formats.rttm(transcript, "weekly stand-up") == (
+        "SPEAKER weekly_stand-up 1 0.400 1.400 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
+        "SPEAKER weekly_stand-up 1 1.500 0.750 <NA> <NA> Mary_Ann <NA> <NA>\n"
+    )
+    response = formats.render(transcript, "rttm", set(), 0.0, formats.uri_of("/tmp/x/meeting 1.m4a"))
+    assert response.body.decode().split()[1] == "meeting_1"
+    assert formats.rttm(TRANSCRIPT, "x") == ""  # no turns (not diarized): an empty RTTM
+
+
+def test_the_turns_keep_their_overlap_and_the_segments_labels():
+    segments = [{"start": 0.0, "end": 2.0, "text": "a", "speaker": "SPEAKER_00", "words": []},
+                {"start": 1.5, "end": 3.0, "text": "b", "speaker": "Bob", "words": []}]  # fmt: skip
+    turns = [(1.5004, 3.0, "Bob"), (0.0, 2.0, "SPEAKER_00"), (2.5, 2.5, "SPEAKER_00")]
+    made = Transcript.from_segments(segments, turns, language="en", duration=3.0, model="m", diarized=True)
+    assert [(t.start, t.end, t.speaker) for t in made.turns] == [(0.0, 2.0, "SPEAKER_00"), (1.5, 3.0, "Bob")]
+    plain = Transcript.from_segments(segments, turns, language="en", duration=3.0, model="m", diarized=False)
+    assert plain.turns == []

@@ -77,6 +77,7 @@ def test_renaming_a_speaker_changes_every_format_and_keeps_its_clip():
     assert "[Alice] Hello Bob." in srt(renamed)
     assert "<v Alice>" in vtt(renamed)
     assert [s["speaker"] for s in diarized_json(renamed)["segments"]] == ["Alice", "A"]
+    assert [t.speaker for t in renamed.turns] == ["Alice", "SPEAKER_01"]
     assert result["transcript"]["segments"][0]["speaker"] == "SPEAKER_00"  # the input is left as it was
 
 

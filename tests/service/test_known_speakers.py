@@ -192,6 +192,9 @@ def test_a_job_s_speaker_gives_a_clip_that_names_them_in_another_recording_and_c
     text = httpx.get(f"{jobs}/result", params={"format": "text"}, timeout=30).text
     assert "[Alice] Good morning" in srt and f"[{alice}]" not in srt and f"[{bob}]" in srt
     assert "<v Alice>" in vtt and text.startswith("Alice: Good morning")
+    rttm = httpx.get(f"{jobs}/result", params={"format": "rttm"}, timeout=30).text.splitlines()
+    assert rttm and {line.split()[1] for line in rttm} == {"dialogue"}
+    assert {line.split()[7] for line in rttm} == {"Alice", bob}, "the turns are renamed too"
     assert {s["id"] for s in httpx.get(f"{jobs}/result", timeout=30).json()["speakers"]} == {"Alice", bob}
     assert httpx.get(f"{jobs}/speakers/Alice/clip", timeout=30).content == clip.content, "the clip keeps up"
 

@@ -8,7 +8,7 @@ import { duration, position } from "./format.js";
 import { askName, nameSpeaker } from "./voices.js";
 
 const PALETTE_SIZE = 8;
-const EXTENSION = { json: "transcript.json", srt: "srt", vtt: "vtt", text: "txt" };
+const EXTENSION = { json: "transcript.json", srt: "srt", vtt: "vtt", text: "txt", rttm: "rttm" };
 
 /** `/api/audio/jobs/<id>/result?format=` as a file the browser saves; the server renders every format. */
 export async function downloadResult(jobId, name, format) {

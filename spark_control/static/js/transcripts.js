@@ -13,6 +13,7 @@ const FORMATS = [
   ["srt", "SRT"],
   ["vtt", "VTT"],
   ["text", "Text"],
+  ["rttm", "RTTM"],
 ];
 export const RUNNING = new Set(["queued", "running"]);
 

@@ -6,6 +6,9 @@ app/api/schemas.py, dumped to plain data and sent with JSONResponse.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
+
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.api.schemas import (
@@ -22,6 +25,7 @@ from app.api.schemas import (
 from app.inference.transcript import Segment, Transcript
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+JOB_FORMATS = (*RESPONSE_FORMATS, "rttm")  # a job's result also as the diarizer's turns in NIST RTTM
 
 
 def _stamp(seconds: float, sep: str) -> str:
@@ -135,7 +139,28 @@ def text(transcript: Transcript) -> str:
     return "\n\n".join(f"{speaker}: {' '.join(said)}" for speaker, said in turns) + "\n"
 
 
-def render(transcript: Transcript, response_format: str, granularities: set[str], temperature: float) -> Response:
+def rttm(transcript: Transcript, uri: str) -> str:
+    """The speaker turns as NIST RTTM (`SPEAKER <uri> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>`); the
+    file name's stem is the URI, and whitespace in it or in a speaker's name becomes `_` (RTTM's field separator)."""
+    return "".join(
+        f"SPEAKER {_field(uri)} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {_field(t.speaker)} <NA> <NA>\n"
+        for t in transcript.turns
+    )
+
+
+def _field(text: str) -> str:
+    return re.sub(r"\s+", "_", text.strip()) or "_"
+
+
+def uri_of(filename: str | None) -> str:
+    return PurePath(filename or "audio").stem or "audio"
+
+
+def render(
+    transcript: Transcript, response_format: str, granularities: set[str], temperature: float, uri: str = "audio"
+) -> Response:
+    if response_format == "rttm":
+        return PlainTextResponse(rttm(transcript, uri))
     if response_format == "text":
         return PlainTextResponse(text(transcript))
     if response_format == "srt":

@@ -48,6 +48,14 @@ class Speaker(BaseModel):
     match: SpeakerMatch | None = None
 
 
+class Turn(BaseModel):
+    """A stretch of one speaker's speech as the diarizer found it; turns overlap where speakers do."""
+
+    start: float
+    end: float
+    speaker: str
+
+
 class Transcript(BaseModel):
     task: Literal["transcribe"] = "transcribe"
     text: str
@@ -55,6 +63,9 @@ class Transcript(BaseModel):
     duration: float
     segments: list[Segment]
     speakers: list[Speaker] = Field(description="empty unless diarized")
+    turns: list[Turn] = Field(
+        default_factory=list, description="the diarizer's speaker turns, the segments' labels; empty unless diarized"
+    )
     backend: Literal["whisperx"] = "whisperx"
     model: str
 
@@ -105,6 +116,9 @@ class Transcript(BaseModel):
             text=" ".join(seg.text for seg in out).strip(),
             segments=out,
             speakers=[_speaker(label, s, matches.get(label)) for label, s in sorted(seconds.items())],
+            turns=[Turn(start=round(a, 3), end=round(b, 3), speaker=label) for a, b, label in sorted(turns) if b > a]
+            if diarized
+            else [],
             model=model,
         )
 

@@ -91,6 +91,9 @@ def rename(result: dict, label: str, name: str) -> tuple[dict, dict]:
         for word in seg.words:
             if word.speaker == label:
                 word.speaker = name
+    for turn in transcript.turns:
+        if turn.speaker == label:
+            turn.speaker = name
     if speaker.match is not None and speaker.name != name:
         speaker.match = None  # the reference it matched was someone else's name
     speaker.id = speaker.name = name

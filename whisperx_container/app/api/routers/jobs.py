@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import APIError, bad_request
-from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
+from app.api.formats import JOB_FORMATS, diarized_transcript, render, uri_of
 from app.api.routers.transcriptions import (
     HOTWORDS,
     STRICT,
@@ -65,8 +65,8 @@ async def create_job(
 ) -> JSONResponse:
     service.require_ready()
     speakers_options(num_speakers, min_speakers, max_speakers)
-    if response_format not in RESPONSE_FORMATS:
-        raise bad_request(f"unsupported response_format {response_format!r}: use one of {', '.join(RESPONSE_FORMATS)}")
+    if response_format not in JOB_FORMATS:
+        raise bad_request(f"unsupported response_format {response_format!r}: use one of {', '.join(JOB_FORMATS)}")
     options = {
         "language": language_option(language, service), "prompt": prompt, "hotwords": hotwords, "diarize": True,
         "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
@@ -111,17 +111,17 @@ def read_job(job_id: str, runner: Runner) -> JSONResponse:
 def job_result(
     job_id: str,
     runner: Runner,
-    format: Annotated[str | None, Query(description="json, verbose_json, diarized_json, text, srt or vtt")] = None,
+    format: Annotated[str | None, Query(description="json, verbose_json, diarized_json, text, srt, vtt, rttm")] = None,
 ) -> Response:
     job = runner.get(job_id)
     fmt = format or job.response_format
-    if fmt not in RESPONSE_FORMATS:
-        raise bad_request(f"unsupported format {fmt!r}: use one of {', '.join(RESPONSE_FORMATS)}")
+    if fmt not in JOB_FORMATS:
+        raise bad_request(f"unsupported format {fmt!r}: use one of {', '.join(JOB_FORMATS)}")
     transcript = runner.transcript(job)
     if fmt == "json":  # the diarized transcript, as transcribe-with-speakers answers
         timings = runner.store.result(job.id).get("timings", {})
         return JSONResponse(diarized_transcript(transcript, Timings(**timings)).model_dump(mode="json"))
-    return render(transcript, fmt, set(), 0.0)
+    return render(transcript, fmt, set(), 0.0, uri_of(job.filename))
 
 
 @router.get(

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from app.api.errors import bad_request
-from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render
+from app.api.formats import RESPONSE_FORMATS, diarized_transcript, render, uri_of
 from app.api.params import chunking_strategy as chunking_strategy_option
 from app.api.params import include_option, known_fields_only
 from app.api.schemas import DiarizedTranscript, Transcription, TranscriptionDiarized, TranscriptionVerbose
@@ -117,7 +117,10 @@ async def transcribe_with_speakers(
     hotwords: Annotated[str | None, Form(description=HOTWORDS)] = None,
     known_speaker_names: KnownNames = None,
     known_speaker_references: KnownReferences = None,
-) -> DiarizedTranscript:
+    response_format: Annotated[str, Form(description="json (the diarized transcript) or rttm (its turns)")] = "json",
+) -> DiarizedTranscript | Response:
+    if response_format not in ("json", "rttm"):
+        raise bad_request(f"unsupported response_format {response_format!r}: use json or rttm")
     speakers_options(num_speakers, min_speakers, max_speakers)
     options = Options(
         language=language_option(language, service),
@@ -130,4 +133,6 @@ async def transcribe_with_speakers(
         max_speakers=max_speakers,
     )
     transcript, timings = await service.transcribe(request, file, options)
+    if response_format == "rttm":
+        return render(transcript, "rttm", set(), 0.0, uri_of(file.filename))
     return diarized_transcript(transcript, timings)
