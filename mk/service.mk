@@ -5,7 +5,7 @@ UV_VENV         := $(CACHE)/uv-venv
 
 export SERVICE_IMAGE
 
-.PHONY: image service-tests bench-service service-lock gpu-smoke
+.PHONY: image service-tests bench-service service-lock gpu-smoke eval
 
 TEST_STAGES += service-tests
 
@@ -24,6 +24,9 @@ service-tests: image models fixtures venv ## integration tests against the built
 # GPU_SMOKE_ARGS: e.g. --image whisperx-asr:ctx-... --model large-v3; --cpu --models DIR for a CPU image.
 gpu-smoke: ## the GPU smoke test (scripts/gpu-smoke.sh): nvidia-smi, torch, CTranslate2, RTF per stage, GPU memory
 	scripts/gpu-smoke.sh $(GPU_SMOKE_ARGS)
+
+eval: image models fixtures venv ## diarization quality, the service beside whisperX: docs/benchmarks/quality.md
+	@$(STAGE) eval $(PY) -m scripts.eval.run --image $(SERVICE_IMAGE) --out docs/benchmarks
 
 bench-service: image models fixtures venv ## the long-audio benchmark (about an hour): docs/benchmarks/service.md
 	@$(STAGE) bench-service $(PY) -m scripts.bench_service --out docs/benchmarks

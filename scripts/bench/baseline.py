@@ -63,6 +63,10 @@ def main() -> None:
                 "peak_rss_mb": round(peak_kb / 1024),
                 "duration_s": round(len(audio) / 16000, 1),
                 "speakers": sorted(output.speaker_diarization.labels()),
+                "turns": [
+                    (round(s.start, 3), round(s.end, 3), label)
+                    for s, _, label in output.speaker_diarization.itertracks(yield_label=True)
+                ],
                 "segments": [
                     {"start": s["start"], "end": s["end"], "speaker": s.get("speaker"), "text": s["text"]}
                     for s in result["segments"]

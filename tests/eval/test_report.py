@@ -1,0 +1,44 @@
+"""The quality report (scripts/eval/run.py) from results of a known shape, and its pooling of DER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.eval.metrics import VARIANTS
+from scripts.eval.run import pooled, report, spread
+
+
+def result(der: float, scored_s: float) -> dict:
+    parts = {"der": der, "missed": der / 2, "false_alarm": der / 4, "confusion": der / 4, "scored_s": scored_s}
+    variants = {v: dict(parts) for v in VARIANTS}
+    return {"turns": variants, "segments": variants, "speakers": 3, "speaker_count_error": 0,
+            "words_to_right_speaker": 0.9, "wer": 0.2, "wall_s": 1.0}  # fmt: skip
+
+
+def recording(name: str, split: str, der: float, scored_s: float) -> dict:
+    return {"name": name, "split": split, "speakers": 3, "duration": scored_s, "source": "synthesised",
+            "licence": "x", "sha256": "0" * 64, "service": result(der, scored_s),
+            "whisperx": result(der + 0.1, scored_s)}  # fmt: skip
+
+
+def test_a_split_pools_errors_over_speech_rather_than_averaging_rates():
+    recs = [recording("a", "test", 0.10, 100.0), recording("b", "test", 0.40, 300.0)]
+    assert pooled(recs, "service", "turns", "collar 0, overlap scored")["der"] == pytest.approx(0.325)
+
+
+def test_the_report_names_every_recording_split_and_goal(tmp_path: Path):
+    recs = [recording("meeting-0", "dev", 0.2, 60.0), recording("meeting-3", "test", 0.3, 60.0)]
+    machine = {"cpus": 2, "cpu": "test", "memory_gb": 1}
+    report({"recordings": recs, "machine": machine, "date": "today", "image": "i", "elapsed_min": 1.0},
+           tmp_path / "q.md")  # fmt: skip
+    text = (tmp_path / "q.md").read_text()
+    assert "## Dev split (1 recordings)" in text and "## Test split (1 recordings)" in text
+    assert "| meeting-3 |" in text and "30.0% (15.0% / 7.5% / 7.5%)" in text
+    assert "+10.0 points) | met |" in text  # whisperX 40 % against 30 %
+
+
+def test_words_spread_over_a_segment_without_word_times():
+    words = spread({"start": 1.0, "end": 2.0, "text": "one two", "speaker": "A"})
+    assert [(w["start"], w["end"]) for w in words] == [(1.0, 1.5), (1.5, 2.0)] and words[0]["speaker"] == "A"
