@@ -3,8 +3,8 @@ turns of unequal length, a share of them starting before the last one ends, back
 spoken over someone else, room reverberation (sox) and background noise, each with its exact reference.
 
 A meeting is seeded, so the same seed makes the same file; the reference turns are where each clip's
-voice actually sounds (espeak's leading and trailing silence trimmed), overlaps included. Seeds 0-2 are the
-development split (what settings are chosen on), 3-5 the test split (what is reported).
+voice actually sounds (espeak's leading and trailing silence trimmed), overlaps included. Seeds 0-9 are the
+development split (what settings are chosen on), 10-14 the test split (what is reported).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MORE_LINES = [
     "I can check the room booking after this call.",
 ]
 BACKCHANNELS = ["Yeah.", "Right.", "Okay.", "Mm-hm.", "Sure.", "I see."]
-DEV, TEST = (0, 1, 2), (3, 4, 5)
+DEV, TEST = tuple(range(10)), tuple(range(10, 15))
 OVERLAP_SHARE = 0.4  # turns that start before the previous one ends
 BACKCHANNEL_SHARE = 0.3  # turns during which someone else says a back-channel
 SNR_DB = 18.0
