@@ -18,11 +18,13 @@ CONTRACT_KEYS = {
     "status", "whisper_loaded", "diarizer_loaded", "aligner", "model", "device", "compute_type", "queue", "version",
     "error",
 }  # fmt: skip
+PER_MODEL_DEVICES = {"whisper_device", "diarizer_device"}  # additive: each model's own device
 
 
 def test_health_reports_the_contract_fields(service: Container):
     health = service.health()
-    assert set(health) == CONTRACT_KEYS
+    assert set(health) == CONTRACT_KEYS | PER_MODEL_DEVICES
+    assert health["whisper_device"] == health["diarizer_device"] == "cpu"
     assert health["status"] == "ready" and health["whisper_loaded"] and health["diarizer_loaded"]
     assert health["aligner"] == "whisper"  # no wav2vec2 weights in the offline bundle
     assert health["model"] == "tiny.en" and health["device"] == "cpu" and health["compute_type"] == "int8"
