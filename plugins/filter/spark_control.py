@@ -18,6 +18,7 @@ CONTRACT = (
     ("SPARK2_SSH_PORT", "spark2_ssh_port"),
     ("WHISPERX_HOST", "whisperx_host"),
     ("WHISPERX_USER", "whisperx_user"),
+    ("WHISPERX_HOSTS", "whisperx_hosts"),
     ("WHISPERX_CONTAINER", "whisperx_container"),
     ("WHISPERX_PORT", "whisperx_port"),
     ("WHISPERX_MODEL", "whisperx_model"),

@@ -616,6 +616,12 @@ def test_spark_control_gets_the_contract_settings_and_its_secrets_as_paths_only(
     assert sc.spark_control_env({}, hf_token=True)["HF_TOKEN_FILE"] == "/run/secrets/hf_token"
 
 
+def test_several_whisperx_hosts_reach_spark_control_only_when_set(sc):
+    hosts = "192.168.50.11,192.168.50.12:8010"
+    assert sc.spark_control_env({"whisperx_hosts": hosts})["WHISPERX_HOSTS"] == hosts
+    assert "WHISPERX_HOSTS" not in sc.spark_control_env({"whisperx_hosts": ""})
+
+
 def test_spark_control_inputs_are_checked(sc):
     assert sc.spark_control_input_problems("present", spark2_host="s2", ssh_key_file="~/.ssh/key") == []
     assert sc.spark_control_input_problems("absent") == []
