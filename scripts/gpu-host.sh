@@ -3,7 +3,9 @@
 # that drives the host's Docker engine through its socket (siblings share the layer cache).
 #
 #   scripts/gpu-host.sh image            build spark-inference/gpu-host:bookworm (cached)
-#   scripts/gpu-host.sh up NAME PORT     start host NAME with sshd on 127.0.0.1:PORT, wait for SSH
+#   scripts/gpu-host.sh up NAME PORT [ADDRESS]
+#                                        start host NAME with sshd on ADDRESS:PORT (default 127.0.0.1), wait
+#                                        for SSH; any 127.x.y.z is loopback, so two hosts can share a PORT
 #   scripts/gpu-host.sh down NAME        remove it and its state
 #
 # `up` writes $GPU_HOST_STATE/NAME/host.env (SSH_HOST, SSH_PORT, SSH_USER, SSH_KEY, HOME_DIR).
@@ -30,7 +32,7 @@ ssh_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/de
   -o ConnectTimeout=3)
 
 up() {
-  local name=$1 port=$2 home="$state/$1/home"
+  local name=$1 port=$2 address=${3:-127.0.0.1} home="$state/$1/home"
   build_image
   ensure_key
   down "$name" >/dev/null
@@ -41,19 +43,20 @@ up() {
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "$home:$home" \
-    -e SSH_PORT="$port" -e OPERATOR="$user" -e OPERATOR_HOME="$home" -e OPERATOR_KEY="$(cat "$key.pub")" \
+    -e SSH_PORT="$port" -e SSH_ADDRESS="$address" \
+    -e OPERATOR="$user" -e OPERATOR_HOME="$home" -e OPERATOR_KEY="$(cat "$key.pub")" \
     --label spark-inference.gpu-host="$name" \
     "$image" >/dev/null
   for _ in $(seq 60); do
-    if ssh "${ssh_opts[@]}" -i "$key" -p "$port" "$user@127.0.0.1" true 2>/dev/null; then
-      printf 'SSH_HOST=127.0.0.1\nSSH_PORT=%s\nSSH_USER=%s\nSSH_KEY=%s\nHOME_DIR=%s\n' \
-        "$port" "$user" "$key" "$home" > "$state/$name/host.env"
-      echo "gpu host $name answers on ssh://$user@127.0.0.1:$port (home $home)"
+    if ssh "${ssh_opts[@]}" -i "$key" -p "$port" "$user@$address" true 2>/dev/null; then
+      printf 'SSH_HOST=%s\nSSH_PORT=%s\nSSH_USER=%s\nSSH_KEY=%s\nHOME_DIR=%s\n' \
+        "$address" "$port" "$user" "$key" "$home" > "$state/$name/host.env"
+      echo "gpu host $name answers on ssh://$user@$address:$port (home $home)"
       return
     fi
     sleep 1
   done
-  echo "gpu host $name did not answer on SSH port $port within 60 s" >&2
+  echo "gpu host $name did not answer on SSH at $address:$port within 60 s" >&2
   docker logs --tail 30 "$name" >&2 || true
   return 1
 }
@@ -67,7 +70,7 @@ down() {
 
 case ${1:-} in
   image) build_image ;;
-  up) up "${2:?NAME}" "${3:?PORT}" ;;
+  up) up "${2:?NAME}" "${3:?PORT}" "${4:-127.0.0.1}" ;;
   down) down "${2:?NAME}" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

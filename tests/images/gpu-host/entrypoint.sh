@@ -1,6 +1,7 @@
 #!/bin/bash
 # Prepares the container to boot systemd without --privileged, then hands over to it.
-# Environment: SSH_PORT (sshd's port on the shared host network), OPERATOR (login name),
+# Environment: SSH_PORT (sshd's port on the shared host network), SSH_ADDRESS (the address it listens on,
+# default 127.0.0.1; any 127.x.y.z is loopback, so stand-ins can share a port), OPERATOR (login name),
 # OPERATOR_HOME (the operator's home; bind-mounted at the same path as on the Docker host, so
 # paths the role bind-mounts into its containers mean the same thing to the host's engine),
 # OPERATOR_KEY (an authorized public key).
@@ -31,7 +32,7 @@ fi
 ssh-keygen -A >/dev/null
 cat > /etc/ssh/sshd_config.d/gpu-host.conf <<CONF
 Port ${SSH_PORT:-22}
-ListenAddress 127.0.0.1
+ListenAddress ${SSH_ADDRESS:-127.0.0.1}
 PasswordAuthentication no
 PermitRootLogin no
 CONF
