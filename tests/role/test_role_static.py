@@ -130,13 +130,38 @@ def test_the_token_is_only_ever_read_inside_no_log_tasks():
 def test_playbooks_target_the_agreed_groups():
     hosts = {p.stem: load(p)[0]["hosts"] for p in (REPO / "playbooks").glob("*.yml")}
     assert hosts == {
-        "whisperx": "whisperx",
-        "whisperx_remove": "whisperx",
-        "whisperx_rollback": "whisperx",
-        "whisperx_status": "whisperx",
+        "whisperx": "whisperx_hosts:whisperx",
+        "whisperx_remove": "whisperx_hosts:whisperx",
+        "whisperx_rollback": "whisperx_hosts:whisperx",
+        "whisperx_status": "whisperx_hosts:whisperx",
         "spark_control": "control",
         "service": "{{ service_hosts | default('spark2') }}",
     }
+
+
+def test_the_install_rolls_one_host_at_a_time_and_stops_at_the_first_failure():
+    play = load(REPO / "playbooks/whisperx.yml")[0]
+    assert play["serial"] == "{{ whisperx_serial | default(1) }}" and play["max_fail_percentage"] == 0
+    # Ansible counts a failure inside a block with `always` only at the end of its batch: the last task ends the play.
+    last = play["tasks"][-1]
+    assert last["ansible.builtin.meta"] == "end_play"
+    assert last["when"] == "ansible_play_hosts_all | difference(ansible_play_hosts) | length > 0"
+    for name in ("whisperx_remove", "whisperx_status", "whisperx_rollback"):
+        assert "serial" not in load(REPO / f"playbooks/{name}.yml")[0], name
+
+
+def test_status_and_preflight_are_also_reported_per_host_and_aggregated():
+    status = [t for t in load(HOST / "tasks/status.yml")[0]["block"] if "ansible.builtin.set_stats" in t]
+    reach = load(HOST / "tasks/reach.yml")
+    stats = [
+        t["ansible.builtin.set_stats"]
+        for t in [*status, *reach[0]["rescue"], *reach[1:]]
+        if "ansible.builtin.set_stats" in t
+    ]
+    by_host = [s for s in stats if "_by_host" in json.dumps(s["data"])]
+    assert len(by_host) == 3 and all(s["aggregate"] is True and s["per_host"] is False for s in by_host)
+    assert "{inventory_hostname: __whisperx_host_status}" in by_host[0]["data"]["whisperx_status_by_host"]
+    assert all(s["aggregate"] is False for s in stats if s not in by_host)  # the old stats: the last host's
 
 
 def test_example_inventory_has_every_group(collection):
@@ -148,7 +173,9 @@ def test_example_inventory_has_every_group(collection):
         check=True,
     )
     groups = json.loads(done.stdout)
-    assert groups["whisperx"]["hosts"] and groups["spark2"]["hosts"] and groups["control"]["hosts"]
+    assert groups["whisperx_hosts"]["hosts"] == ["spark1", "spark2"]
+    assert groups["spark2"]["hosts"] and groups["control"]["hosts"]
+    assert "whisperx" in groups["all"]["children"]  # the old group, empty: the playbooks match it without a warning
 
 
 def test_ansible_doc_shows_the_health_module(collection):
