@@ -162,6 +162,8 @@ def test_status_and_preflight_are_also_reported_per_host_and_aggregated():
     assert len(by_host) == 3 and all(s["aggregate"] is True and s["per_host"] is False for s in by_host)
     assert "{inventory_hostname: __whisperx_host_status}" in by_host[0]["data"]["whisperx_status_by_host"]
     assert all(s["aggregate"] is False for s in stats if s not in by_host)  # the old stats: the last host's
+    # status imports reach.yml under `when: _whisperx_host_reached is not defined`: tasks after the register skip.
+    assert reach[-1]["register"] == "_whisperx_host_reached"
 
 
 def test_example_inventory_has_every_group(collection):
