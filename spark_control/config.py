@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     whisperx_host: str | None = Field(None, description="default SPARK2_HOST")
     whisperx_user: str | None = Field(None, description="default SPARK2_USER")
     whisperx_ssh_port: int | None = Field(None, ge=1, le=65535)
+    whisperx_hosts: Annotated[list[tuple[str, int | None]], NoDecode] = Field(
+        default_factory=list,
+        description="several GPU hosts, one WhisperX backend each: comma-separated host[:port] (the port WhisperX "
+        "answers on, default WHISPERX_PORT; SSH as WHISPERX_USER on WHISPERX_SSH_PORT); default WHISPERX_HOST",
+    )
     ssh_key: Path | None = Field(
         None,
         validation_alias=_env("SPARK_CONTROL_SSH_KEY"),
@@ -249,6 +254,13 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: Any) -> Any:
         return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
 
+    @field_validator("whisperx_hosts", mode="before")
+    @classmethod
+    def _split_backends(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return [parse_host_port(entry.strip()) for entry in value.split(",") if entry.strip()]
+
     @field_validator("whisperx_extra_ca_certs", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
@@ -291,6 +303,14 @@ class Settings(BaseSettings):
         self.whisperx_host = self.whisperx_host or self.spark2_host
         self.whisperx_user = self.whisperx_user or self.spark2_user
         self.whisperx_ssh_port = self.whisperx_ssh_port or self.spark2_ssh_port
+        if not self.whisperx_hosts:
+            self.whisperx_hosts = [(self.whisperx_host, None)]
+        if len({(host.lower(), port) for host, port in self.whisperx_endpoints}) != len(self.whisperx_hosts):
+            raise ValueError("WHISPERX_HOSTS names a backend twice (the same host and port)")
+        elif len(self.whisperx_hosts) > 1 and self.whisperx_url_setting:
+            raise ValueError(
+                "WHISPERX_URL names one backend; with several WHISPERX_HOSTS each backend is http://host:port"
+            )
         if self.whisperx_bundle_model:
             if not self.whisperx_model_bundle:
                 raise ValueError("WHISPERX_BUNDLE_MODEL needs WHISPERX_MODEL_BUNDLE (the bundle that holds it)")
@@ -306,8 +326,13 @@ class Settings(BaseSettings):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def whisperx_url(self) -> str:
-        """WHISPERX_URL, default http://WHISPERX_HOST:WHISPERX_PORT."""
-        return _base_url(self.whisperx_url_setting, self.whisperx_host or self.spark2_host, self.whisperx_port)
+        """The first backend's: WHISPERX_URL, default http://host:port of the first of WHISPERX_HOSTS."""
+        return _base_url(self.whisperx_url_setting, *self.whisperx_endpoints[0])
+
+    @property
+    def whisperx_endpoints(self) -> list[tuple[str, int]]:
+        """Each WhisperX backend's host and port (WHISPERX_HOSTS, or the one WHISPERX_HOST), in the order given."""
+        return [(host, port or self.whisperx_port) for host, port in self.whisperx_hosts]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -372,6 +397,21 @@ def _base_url(given: str | None, host: str, port: int) -> str:
     if not given:
         given = f"http://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"http://{host}:{port}"
     return given.rstrip("/")
+
+
+def parse_host_port(entry: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` -> (host, port or None); ValueError naming the entry."""
+    host, port = entry, ""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else ("x" if rest else "")
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    if not host or any(c.isspace() or c in "/@,[]" for c in host) or (port and not port.isdigit()):
+        raise ValueError(f"WHISPERX_HOSTS entry {entry!r} is not host[:port]")
+    if port and not 1 <= int(port) <= 65535:
+        raise ValueError(f"WHISPERX_HOSTS entry {entry!r}: the port must be 1-65535")
+    return host, int(port) if port else None
 
 
 def bundle_models(bundle: Path) -> set[str] | None:

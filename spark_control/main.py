@@ -21,7 +21,7 @@ from spark_control.security import Auth, trusted_hosts
 from spark_control.services import ServiceRegistry
 from spark_control.voices import VoiceLibrary
 from spark_control.watchdog import Watchdog
-from spark_control.whisperx import WhisperxMonitor, api_key
+from spark_control.whisperx import WhisperxMonitor, api_keys
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def known_secrets() -> tuple[str, ...]:
         audio = settings.audio_token.get_secret_value() if settings.audio_token else None
-        found = (settings.huggingface_token(), api_key(settings), audio)
+        found = (settings.huggingface_token(), *api_keys(settings), audio)
         return (settings.resolved_api_token(), *(s for s in found if s))
 
     @asynccontextmanager

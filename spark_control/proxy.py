@@ -1,5 +1,9 @@
 """The audio proxy: one endpoint, WhisperX when it can diarize, the legacy service otherwise.
 
+With several WhisperX backends (WHISPERX_HOSTS) each request goes to the ready one with the fewest
+requests running plus waiting (backends.py), the next one when it fails, and only then to the legacy
+service; `X-ASR-Backend` names the backend that answered. A job stays with the backend that took it.
+
 The multipart body is never parsed: it is spooled to disk in bounded chunks (so a 1 GB upload costs
 a file, not memory, and can be sent a second time), then streamed to the chosen backend with the
 client's own Content-Type (boundary included), so both backends see exactly the request the client
@@ -36,11 +40,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from spark_control.backends import Backend, ready_in_order
 from spark_control.config import Settings, write_private
 from spark_control.health import whisperx_unready
 from spark_control.services import TRANSCRIBE_PATH
 from spark_control.voices import VoiceLibrary
-from spark_control.whisperx import WhisperxMonitor, auth_headers
+from spark_control.whisperx import WhisperxMonitor
 
 log = logging.getLogger("spark_control.proxy")
 
@@ -91,6 +96,15 @@ class Upload:
 Forward = Callable[[Upload], Awaitable[Response]]
 
 
+@dataclass
+class Taken:
+    """What the WhisperX backends made of an upload: the answer to relay and its backend, or why none took it."""
+
+    response: httpx.Response | None
+    backend: Backend | None
+    reason: str | None
+
+
 def openai_error(status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None) -> Response:
     """Errors in the OpenAI shape the ASR services use, so a client handles one format."""
     return JSONResponse({"error": {"message": message, "type": type_, "code": code}}, status, headers=headers)
@@ -113,11 +127,6 @@ class AudioProxy:
         settings.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in settings.spool_dir.glob("upload-*"):
             leftover.unlink(missing_ok=True)
-
-    async def choose(self) -> tuple[str, str | None]:
-        """("whisperx", None) when WhisperX is ready to diarize, else ("legacy", why not)."""
-        why_not = whisperx_unready(await self.whisperx.health())
-        return ("legacy", why_not) if why_not else ("whisperx", None)
 
     async def transcribe(self, request: Request) -> Response:
         """POST /api/audio/transcribe-with-speakers: WhisperX, or the legacy service in the same shape."""
@@ -205,30 +214,16 @@ class AudioProxy:
                 self.voices.used(names)
 
     async def _forward(self, upload: Upload) -> Response:
-        backend, reason = await self.choose()
-        if backend == "whisperx":
-            try:
-                voices = self._known_speakers(upload)
-                response = await self._send(self.settings.whisperx_url, upload, auth_headers(self.settings),
-                                            fields=voices)  # fmt: skip
-                if response.status_code < 500:
-                    return self._relay(response, "whisperx", None, self._note_names if voices else None)
-                reason = f"whisperx answered HTTP {response.status_code}"
-                await response.aclose()
-            except httpx.ReadTimeout:
-                # WhisperX took the upload and may still be working on it: sending the same long file to the
-                # legacy service now would run it twice. The caller gets the timeout.
-                return openai_error(
-                    504,
-                    f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
-                    "(SPARK_CONTROL_PROXY_READ_TIMEOUT); it may still be transcribing",
-                    "server_error",
-                    "upstream_timeout",
-                    headers={"X-ASR-Backend": "whisperx"},
-                )
-            except httpx.TransportError as exc:  # refused, reset, or dropped: WhisperX is not working on it
-                reason = f"whisperx failed: {type(exc).__name__}"
-                self.whisperx.probe.forget()  # its last "ready" predates this failure
+        """The least-loaded ready WhisperX backend, the next one when it fails, then the legacy service."""
+        backends, reason = await ready_in_order(self.whisperx.backends)
+        voices = self._known_speakers(upload) if backends else []
+        outcome = await self._first_taker(backends, upload, TRANSCRIBE_PATH, voices)
+        if isinstance(outcome, Response):
+            return outcome
+        if outcome.response is not None:
+            return self._relay(outcome.response, outcome.backend, None, self._note_names if voices else None)
+        reason = outcome.reason or reason
+        if backends:
             log.warning("retrying on the legacy service: %s", reason)
         try:
             response = await self._send(self.settings.legacy_asr_url, upload)  # as the caller sent it: no voices
@@ -240,7 +235,55 @@ class AudioProxy:
                 "backend_unavailable",
                 headers={"X-ASR-Backend": "legacy"},
             )
-        return self._relay(response, "legacy", reason)
+        return self._relay(response, None, reason)
+
+    async def _first_taker(
+        self, backends: list[Backend], upload: Upload, path: str, fields: list[tuple[str, str]]
+    ) -> Taken | Response:
+        """Send the upload to each backend in turn until one takes it.
+
+        Moves on after a refused, reset or dropped connection and after a 5xx (the backend is not working on
+        it); a refusal for want of room (429, 507) is kept and relayed when no other backend takes the work.
+        A read timeout ends it with a 504: the backend may still be working, and must not get a twin.
+        """
+        refusal: Taken | None = None
+        reason = None
+        for backend in backends:
+            backend.in_flight += 1
+            try:
+                response = await self._send(backend.url, upload, backend.auth_headers(), path, fields)
+            except httpx.ReadTimeout:
+                backend.in_flight -= 1
+                return openai_error(
+                    504,
+                    f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
+                    "(SPARK_CONTROL_PROXY_READ_TIMEOUT); it may still be transcribing",
+                    "server_error",
+                    "upstream_timeout",
+                    headers={"X-ASR-Backend": backend.name},
+                )
+            except httpx.TransportError as exc:
+                backend.in_flight -= 1
+                reason = f"{backend.name} failed: {type(exc).__name__}"
+                backend.probe.forget()  # its last "ready" predates this failure
+                continue
+            if response.status_code < 500 and response.status_code != 429:
+                if refusal and refusal.response:
+                    await self._release(refusal.backend, refusal.response)
+                return Taken(response, backend, None)
+            reason = f"{backend.name} answered HTTP {response.status_code}"
+            if response.status_code in (429, 507) and refusal is None:
+                refusal = Taken(response, backend, reason)
+                continue
+            await self._release(backend, response)
+            if response.status_code == 503:
+                backend.probe.forget()
+        return refusal or Taken(None, None, reason)
+
+    async def _release(self, backend: Backend | None, response: httpx.Response) -> None:
+        if backend is not None:
+            backend.in_flight -= 1
+        await response.aclose()
 
     async def _send(
         self,
@@ -266,36 +309,48 @@ class AudioProxy:
     # -- the job API (WhisperX only: the legacy service has no jobs) --------------------------------------
     async def submit_job(self, request: Request) -> Response:
         """POST /api/audio/jobs: the upload spooled like a transcription's, then sent to WhisperX's job API."""
-        if refusal := await self._jobs_unavailable():
-            return refusal
+        ready, why = await ready_in_order(self.whisperx.backends)
+        if not ready:  # refused before a byte is spooled
+            return self._jobs_down(why or "no WhisperX backend")
         return await self._take_upload(request, self._forward_job)
 
     async def _forward_job(self, upload: Upload) -> Response:
-        url = self.settings.whisperx_url
-        try:
-            response = await self._send(url, upload, auth_headers(self.settings), JOBS_PATH,
-                                        self._known_speakers(upload))  # fmt: skip
-        except httpx.TransportError as exc:
-            self.whisperx.probe.forget()
-            return self._jobs_down(f"{type(exc).__name__}")
+        backends, reason = await ready_in_order(self.whisperx.backends)
+        if not backends:
+            return self._jobs_down(reason or "no WhisperX backend")
+        outcome = await self._first_taker(backends, upload, JOBS_PATH, self._known_speakers(upload))
+        if isinstance(outcome, Response):
+            return outcome
+        if outcome.response is None or outcome.backend is None:
+            return self._jobs_down(outcome.reason or "no backend took it")
+        response, backend = outcome.response, outcome.backend
         if response.status_code == 202:  # the job's id, kept with the backend that holds it
             body = await response.aread()
+            await self._release(backend, response)
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                self.job_backends.remember(json.loads(body)["id"], url)
-            return Response(body, 202, media_type="application/json", headers={"X-ASR-Backend": "whisperx"})
-        return self._relay(response, "whisperx", None)
+                self.job_backends.remember(json.loads(body)["id"], backend.url)
+            return Response(body, 202, media_type="application/json", headers={"X-ASR-Backend": backend.name})
+        return self._relay(response, backend, None)
+
+    def _holder(self, job_id: str) -> Backend:
+        """The backend that holds a job: where spark-control sent it, else the first."""
+        url = self.job_backends.backend(job_id, self.whisperx.backends[0].url)
+        return self.whisperx.backend_at(url) or self.whisperx.backends[0]
 
     async def job_request(self, request: Request, method: str, path: str) -> Response:
-        """One read or delete of the job API, streamed back as WhisperX answers it (events included)."""
-        if refusal := await self._jobs_unavailable():
+        """One read or delete of the job API, streamed back as the backend holding the job answers it (events
+        included); the list merges every backend's."""
+        if not path and len(self.whisperx.backends) > 1:
+            return await self._list_jobs(request)
+        backend = self._holder(path.strip("/").split("/", 1)[0]) if path else self.whisperx.backends[0]
+        if refusal := await self._jobs_unavailable(backend):
             return refusal
-        headers = {**auth_headers(self.settings), "accept": request.headers.get("accept", "*/*")}
+        headers = {**backend.auth_headers(), "accept": request.headers.get("accept", "*/*")}
         if last := request.headers.get("last-event-id"):
             headers["last-event-id"] = last
-        job_id = path.strip("/").split("/", 1)[0]
         upstream = self.http.build_request(
             method,
-            f"{self.job_backends.backend(job_id, self.settings.whisperx_url)}{JOBS_PATH}{path}",
+            f"{backend.url}{JOBS_PATH}{path}",
             params=request.query_params,
             headers=headers,
             timeout=httpx.Timeout(30.0, read=None if path.endswith("/events") else 120.0),
@@ -303,27 +358,74 @@ class AudioProxy:
         try:
             response = await self.http.send(upstream, stream=True)
         except httpx.TransportError as exc:
-            self.whisperx.probe.forget()
-            return self._jobs_down(type(exc).__name__)
+            backend.probe.forget()
+            return self._jobs_down(f"{backend.name}: {type(exc).__name__}")
         teed = path.endswith("/result") and request.query_params.get("format", "json") == "json"
-        return self._relay(response, "whisperx", None, self._note_names if teed else None)
+        return self._relay(response, backend, None, self._note_names if teed else None, count=False)
+
+    async def _list_jobs(self, request: Request) -> Response:
+        """GET /api/audio/jobs with several backends: their lists merged, newest first."""
+        backends = self.whisperx.backends
+        limit = request.query_params.get("limit", "20")
+        after = request.query_params.get("after")
+        samples = await asyncio.gather(*(b.probe.check() for b in backends))
+        alive = [b for b, sample in zip(backends, samples, strict=True) if whisperx_unready(sample) is None]
+        if not alive:
+            return self._jobs_down("no WhisperX backend is ready")
+        before: int | None = None
+        if after:
+            holder = self._holder(after)
+            answer = await self.job_call("GET", after, "", backend=holder)
+            if isinstance(answer, Response):
+                return answer
+            if answer.status_code != 200:
+                return Response(answer.content, answer.status_code, media_type="application/json")
+            before = answer.json().get("created_at")
+
+        async def page(backend: Backend) -> tuple[list[dict[str, Any]], bool]:
+            holds_after = after and backend.url == self.job_backends.backend(after, "")
+            params = {"limit": limit, "after": after} if holds_after else {"limit": limit}
+            try:
+                answer = await self.http.get(
+                    f"{backend.url}{JOBS_PATH}", params=params, headers=backend.auth_headers(), timeout=30.0
+                )
+                body = answer.json() if answer.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                return [], False
+            items = [j for j in body.get("data", []) if isinstance(j, dict)]
+            older = [j for j in items if before is None or (j.get("created_at", 0) <= before and j.get("id") != after)]
+            return older, bool(body.get("has_more"))
+
+        pages = await asyncio.gather(*(page(b) for b in alive))
+        merged = sorted(
+            (j for items, _ in pages for j in items),
+            key=lambda j: (j.get("created_at", 0), j.get("id", "")),
+            reverse=True,
+        )
+        wanted = int(limit) if limit.isdigit() else 20
+        more = len(merged) > wanted or any(more for _, more in pages)
+        names = ",".join(b.name for b in alive)
+        return JSONResponse(
+            {"object": "list", "data": merged[:wanted], "has_more": more}, headers={"X-ASR-Backend": names}
+        )
 
     async def job_call(
-        self, method: str, job_id: str, path: str, body: dict | None = None
+        self, method: str, job_id: str, path: str, body: dict | None = None, backend: Backend | None = None
     ) -> httpx.Response | Response:
-        """One small call on a job, read whole (a clip, a rename); the 503 refusal when WhisperX is not there."""
-        if refusal := await self._jobs_unavailable():
+        """One small call on a job, read whole (a clip, a rename); the 503 refusal when its backend is not there."""
+        backend = backend or self._holder(job_id)
+        if refusal := await self._jobs_unavailable(backend):
             return refusal
-        url = f"{self.job_backends.backend(job_id, self.settings.whisperx_url)}{JOBS_PATH}/{job_id}{path}"
+        url = f"{backend.url}{JOBS_PATH}/{job_id}{path}"
         try:
-            return await self.http.request(method, url, json=body, headers=auth_headers(self.settings), timeout=30.0)
+            return await self.http.request(method, url, json=body, headers=backend.auth_headers(), timeout=30.0)
         except httpx.TransportError as exc:
-            self.whisperx.probe.forget()
-            return self._jobs_down(type(exc).__name__)
+            backend.probe.forget()
+            return self._jobs_down(f"{backend.name}: {type(exc).__name__}")
 
-    async def _jobs_unavailable(self) -> Response | None:
-        why = whisperx_unready(await self.whisperx.health())
-        return self._jobs_down(why) if why else None
+    async def _jobs_unavailable(self, backend: Backend) -> Response | None:
+        why = whisperx_unready(await backend.probe.check())
+        return self._jobs_down(why if len(self.whisperx.backends) == 1 else f"{backend.name}: {why}") if why else None
 
     @staticmethod
     def _jobs_down(why: str) -> Response:
@@ -338,11 +440,17 @@ class AudioProxy:
 
     @staticmethod
     def _relay(
-        response: httpx.Response, backend: str, reason: str | None, on_json: Callable[[bytes], None] | None = None
+        response: httpx.Response,
+        backend: Backend | None,
+        reason: str | None,
+        on_json: Callable[[bytes], None] | None = None,
+        count: bool = True,
     ) -> Response:
-        """Stream `response` back; `on_json` gets the whole body too when it is a JSON success (TEED_MAX)."""
+        """Stream `response` back from `backend` (None: the legacy service); `on_json` gets the whole body too
+        when it is a JSON success (TEED_MAX). Until the last byte is relayed the request counts in the backend's
+        `in_flight` (taken by the sender; `count=False` for reads that never took one)."""
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
-        headers["X-ASR-Backend"] = backend
+        headers["X-ASR-Backend"] = backend.name if backend else "legacy"
         if reason:
             headers["X-ASR-Fallback-Reason"] = reason[:200].encode("ascii", "replace").decode()
         kind, packed = response.headers.get("content-type", ""), "content-encoding" in response.headers
@@ -361,6 +469,8 @@ class AudioProxy:
                 if teed is not None and on_json:
                     on_json(bytes(teed))
             finally:
+                if backend is not None and count:
+                    backend.in_flight -= 1
                 with contextlib.suppress(Exception):
                     await response.aclose()
 

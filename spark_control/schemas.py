@@ -42,6 +42,9 @@ class JobView(BaseModel):
     kind: JobKindName
     state: JobStateName
     phase: str | None
+    hosts: dict[str, str] = Field(
+        {}, description="an install's phase on each host it reached (one at a time), ready or failed once it ended"
+    )
     started_at: str | None
     finished_at: str | None
     elapsed_s: float | None
@@ -126,7 +129,28 @@ class ContainerInfo(BaseModel):
     refreshing: bool = Field(description="the status playbook is running in the background right now")
 
 
+class BackendStatus(BaseModel):
+    """One WhisperX backend (one GPU host of WHISPERX_HOSTS)."""
+
+    name: str = Field(description="`whisperx` when there is one backend, else `whisperx@host` (its managed service)")
+    host: str
+    port: int
+    url: str
+    container_name: str
+    installed: bool
+    running: bool
+    healthy: bool = Field(description="ready to diarize: the proxy may send it work")
+    health: dict[str, Any] | None = Field(description="its /health (model, device, queue, version) when it answered")
+    queue: dict[str, Any] | None = Field(description="running, waiting and limit from its last /health")
+    in_flight: int = Field(description="requests spark-control is relaying to it now")
+    host_reachable: bool | None
+    answered_from: Literal["live", "cache"]
+    checks: dict[str, HealthCheckInfo | ContainerInfo]
+
+
 class WhisperxStatus(BaseModel):
+    """The first backend's, or what holds for any backend (installed, running, healthy); each in `backends`."""
+
     installed: bool
     running: bool
     healthy: bool
@@ -138,6 +162,7 @@ class WhisperxStatus(BaseModel):
         description="live: /health answered now; cache: installed/running come from the last playbook run"
     )
     checks: dict[str, HealthCheckInfo | ContainerInfo]
+    backends: list[BackendStatus] = Field(description="every backend, in WHISPERX_HOSTS order")
 
 
 # -- services -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The managed services: Parakeet (the legacy ASR), Magpie (TTS) and WhisperX once it is installed.
+"""The managed services: Parakeet (the legacy ASR), Magpie (TTS) and each WhisperX backend once it is installed
+(`whisperx`, or `whisperx@host` each with several GPU hosts: started, restarted and deep-checked on its own).
 
 Actions run `playbooks/service.yml` (service_name, service_action, service_hosts) through the job
 manager; health is an HTTP check; a deep check sends real audio through the service and checks
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from spark_control.backends import Backend
 from spark_control.config import Settings, write_private
 from spark_control.errors import ServiceActionFailed
 from spark_control.health import HealthProbe, Judge, answers_2xx, whisperx_alive, whisperx_ready
 from spark_control.runner.jobs import Job, JobManager, iso, now
 from spark_control.schemas import HealthCheckInfo, ServiceActionResult, ServiceView
-from spark_control.whisperx import INSTALL_LOCK, WhisperxMonitor, auth_headers
+from spark_control.whisperx import INSTALL_LOCK, WhisperxMonitor
 
 if TYPE_CHECKING:
     from spark_control.watchdog import Watchdog
@@ -51,10 +53,11 @@ class ServiceSpec:
     health_path: str
     kind: Literal["asr", "tts"]
     judge: Judge = answers_2xx
+    backend: Backend | None = None  # a WhisperX backend: managed once installed, acted on under the install lock
 
     @property
     def lock(self) -> str:
-        return INSTALL_LOCK if self.name == "whisperx" else f"service:{self.name}"
+        return INSTALL_LOCK if self.backend else f"service:{self.name}"
 
 
 @dataclass
@@ -107,19 +110,25 @@ class ServiceRegistry:
                 settings.magpie_health_path,
                 "tts",
             ),
-            "whisperx": ServiceSpec(
-                "whisperx",
-                "WhisperX",
-                settings.whisperx_container,
-                "whisperx",
-                settings.whisperx_url,
-                "/health",
-                "asr",
-                whisperx_alive,
-            ),
+            **{
+                backend.name: ServiceSpec(
+                    backend.name,
+                    "WhisperX" if len(whisperx.backends) == 1 else f"WhisperX on {backend.address.host}",
+                    backend.address.container,
+                    backend.address.inventory_name,
+                    backend.url,
+                    "/health",
+                    "asr",
+                    whisperx_alive,
+                    backend,
+                )
+                for backend in whisperx.backends
+            },
         }
         self.probes = {
-            name: HealthProbe(
+            name: spec.backend.probe  # one probe, one cache per backend, shared with the proxy and the status
+            if spec.backend
+            else HealthProbe(
                 probe_http,
                 f"{spec.url}{spec.health_path}",
                 settings.health_timeout_s,
@@ -127,16 +136,14 @@ class ServiceRegistry:
                 spec.judge,
             )
             for name, spec in self._all.items()
-            if name != "whisperx"
         }
-        self.probes["whisperx"] = whisperx.probe  # one probe, one cache for WhisperX
         self._path = settings.data_dir / "state" / "services.json"
         self.records = self._load()
 
     # -- the registry -----------------------------------------------------------------------------
     def managed(self) -> dict[str, ServiceSpec]:
-        """The services under management now: WhisperX only once it is installed."""
-        return {n: s for n, s in self._all.items() if n != "whisperx" or self.whisperx.installed()}
+        """The services under management now: a WhisperX backend only once it is installed."""
+        return {n: s for n, s in self._all.items() if s.backend is None or s.backend.container.installed}
 
     def spec(self, name: str) -> ServiceSpec | None:
         return self.managed().get(name)
@@ -234,9 +241,8 @@ class ServiceRegistry:
                 container=spec.container,
                 host_group=spec.host_group,
                 url=spec.url,
-                state=self._container_state(name),
-                state_at=self.record(name).state_at
-                or (self.whisperx.container.checked_at if name == "whisperx" else None),
+                state=self._container_state(spec),
+                state_at=self.record(name).state_at or (spec.backend.container.checked_at if spec.backend else None),
                 healthy=sample.ok,
                 health=HealthCheckInfo.of(sample),
                 health_body=sample.body,
@@ -248,11 +254,11 @@ class ServiceRegistry:
             for (name, spec), sample in zip(specs.items(), samples, strict=True)
         ]
 
-    def _container_state(self, name: str) -> str:
+    def _container_state(self, spec: ServiceSpec) -> str:
         """The last action's container state; for WhisperX, what the last playbook that looked at it saw."""
-        recorded = self.record(name).state
-        running = self.whisperx.container.running
-        if name != "whisperx" or recorded != "unknown" or running is None:
+        recorded = self.record(spec.name).state
+        running = spec.backend.container.running if spec.backend else None
+        if recorded != "unknown" or running is None:
             return recorded
         return "running" if running else "exited"
 
@@ -262,7 +268,7 @@ class ServiceRegistry:
         started = time.monotonic()
         try:
             if spec.kind == "asr":
-                result = await self._asr_check(spec.url, DEEP_CHECK_CLIP.read_bytes(), DEEP_CHECK_TEXT)
+                result = await self._asr_check(spec, DEEP_CHECK_CLIP.read_bytes(), DEEP_CHECK_TEXT)
             else:
                 result = await self._tts_check(spec)
         except httpx.HTTPError as exc:
@@ -272,11 +278,11 @@ class ServiceRegistry:
         self.save()
         return result
 
-    async def _asr_check(self, url: str, audio: bytes, expected: str) -> dict[str, Any]:
+    async def _asr_check(self, spec: ServiceSpec, audio: bytes, expected: str) -> dict[str, Any]:
         response = await self.http.post(
-            f"{url}{TRANSCRIBE_PATH}",
+            f"{spec.url}{TRANSCRIBE_PATH}",
             files={"file": ("deep_check.wav", audio, "audio/wav")},
-            headers=auth_headers(self.settings) if url == self.settings.whisperx_url else {},
+            headers=spec.backend.auth_headers() if spec.backend else {},
             timeout=httpx.Timeout(300.0, connect=self.settings.health_timeout_s),
         )
         if response.status_code != 200:
@@ -325,18 +331,19 @@ class ServiceRegistry:
         if asr is None:
             result["roundtrip"] = None
             return result
-        heard = await self._asr_check(asr.url, response.content, DEEP_CHECK_TEXT)
+        heard = await self._asr_check(asr, response.content, DEEP_CHECK_TEXT)
         result["roundtrip"] = {"asr": asr.name, **heard}
         result["ok"] = bool(heard["ok"])
         result["error"] = None if heard["ok"] else f"{asr.name} did not hear the sentence: {heard.get('error')}"
         return result
 
     async def _available_asr(self) -> ServiceSpec | None:
-        candidates = [n for n in ("whisperx", "parakeet") if n in self.managed()]
-        samples = await asyncio.gather(*(self.probes[n].check() for n in candidates))
-        for name, sample in zip(candidates, samples, strict=True):
-            if whisperx_ready(sample) if name == "whisperx" else sample.ok:
-                return self._all[name]
+        """The first ASR that can hear the round trip: a ready WhisperX backend, else Parakeet."""
+        candidates = [s for s in self.managed().values() if s.backend] + [self._all["parakeet"]]
+        samples = await asyncio.gather(*(self.probes[s.name].check() for s in candidates))
+        for spec, sample in zip(candidates, samples, strict=True):
+            if whisperx_ready(sample) if spec.backend else sample.ok:
+                return spec
         return None
 
     # -- persistence ------------------------------------------------------------------------------

@@ -1,19 +1,18 @@
-"""WhisperX on its host: install/remove jobs, and a status that answers fast.
+"""WhisperX on its hosts: install/remove jobs, and a status that answers fast.
 
-The status never waits on SSH. Liveness comes from the service's /health with a hard deadline; the
-container's state (installed, running, image) comes from the last playbook that looked at it
-(install, remove, status or a service action), cached on disk, and is refreshed by the status
-playbook in the background when it is older than SPARK_CONTROL_CONTAINER_STATE_MAX_AGE and the
-service does not answer.
+An install runs the playbook over every backend's host, one host at a time (its `serial`), so the
+other backends serve while one is upgraded. The status never waits on SSH. Liveness comes from each
+service's /health with a hard deadline; each container's state (installed, running, image) comes
+from the last playbook that looked at it (install, remove, status or a service action), cached on
+disk, and is refreshed by the status playbook in the background when it is older than
+SPARK_CONTROL_CONTAINER_STATE_MAX_AGE and the service does not answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from secrets import token_hex
@@ -21,10 +20,12 @@ from typing import Any
 
 import httpx
 
+from spark_control.backends import Backend, ContainerState
 from spark_control.config import Settings, write_private
-from spark_control.health import HealthProbe, HealthSample, is_whisperx_health, whisperx_alive, whisperx_ready
-from spark_control.runner.jobs import Job, JobConflict, JobManager, now
-from spark_control.schemas import ContainerInfo, HealthCheckInfo, InstallRequest, JobRef, WhisperxStatus
+from spark_control.health import HealthSample, is_whisperx_health, whisperx_ready
+from spark_control.inventory import whisperx_backends
+from spark_control.runner.jobs import Job, JobConflict, JobManager, JobRecord, now
+from spark_control.schemas import BackendStatus, ContainerInfo, HealthCheckInfo, InstallRequest, JobRef, WhisperxStatus
 
 log = logging.getLogger("spark_control.whisperx")
 
@@ -34,20 +35,9 @@ STATUS_LOCK = "whisperx-status"
 STATUS_JOBS_KEPT = 10
 
 
-@dataclass
-class ContainerState:
-    installed: bool | None = None
-    running: bool | None = None
-    image: str | None = None
-    checked_at: str | None = None
-    source: str = "unknown"
-    job_id: str | None = None
-    error: str | None = None
-    host_reachable: bool | None = None
-
-
 def install_vars(settings: Settings, hf_token_file: Path | None, model: str | None = None) -> dict[str, Any]:
-    """The role's variables for an install. The token travels only as a file path."""
+    """The role's variables for an install, the same for every backend (each one's own are its host vars in
+    the inventory). The token travels only as a file path."""
     optional = {
         "whisperx_model_bundle": str(settings.whisperx_model_bundle) if settings.whisperx_model_bundle else None,
         "whisperx_base_image": settings.whisperx_base_image,
@@ -58,52 +48,39 @@ def install_vars(settings: Settings, hf_token_file: Path | None, model: str | No
         "whisperx_hf_token_file": str(hf_token_file) if hf_token_file else None,
     }
     return {
-        **container_vars(settings),
         "whisperx_model": model or settings.served_model,
         **{k: v for k, v in optional.items() if v is not None},
     }
 
 
-def container_vars(settings: Settings) -> dict[str, Any]:
-    """What every WhisperX playbook is told: the container, its port, where to copy its API key to."""
-    return {
-        "whisperx_container_name": settings.whisperx_container,
-        "whisperx_port": settings.whisperx_port,
-        "whisperx_api_key_dest": str(api_key_path(settings)),
-    }
-
-
-def api_key_path(settings: Settings) -> Path:
-    """Where the role copies WhisperX's API key (its status report; mode 0600, never in a log)."""
-    return settings.secrets_dir / "whisperx-api-key"
-
-
-def api_key(settings: Settings) -> str | None:
-    """WhisperX's API key as the last playbook copied it here, or None (a service without one)."""
-    try:
-        return api_key_path(settings).read_text().strip() or None
-    except OSError:
-        return None
-
-
-def auth_headers(settings: Settings) -> dict[str, str]:
-    """The header every request to WhisperX but /health carries (none when it has no key)."""
-    key = api_key(settings)
-    return {"Authorization": f"Bearer {key}"} if key else {}
+def api_keys(settings: Settings) -> list[str]:
+    """Every backend's API key as the playbooks copied it here (values the logs must never show)."""
+    keys = []
+    for address in whisperx_backends(settings):
+        try:
+            keys.append(address.api_key_path.read_text().strip())
+        except OSError:
+            continue
+    return [k for k in keys if k]
 
 
 class WhisperxMonitor:
+    """The WhisperX backends (one per GPU host), the jobs that install, remove and look at them, and their status."""
+
     def __init__(self, settings: Settings, jobs: JobManager, http: httpx.AsyncClient):
         self.settings = settings
         self.jobs = jobs
-        self.probe = HealthProbe(
-            http, f"{settings.whisperx_url}/health", settings.health_timeout_s, settings.health_cache_s, whisperx_alive
-        )
-        self._path = settings.data_dir / "state" / "whisperx.json"
-        self.container = self._load()
+        self.backends = [Backend(address, http, settings) for address in whisperx_backends(settings)]
+        self._by_inventory_name = {b.address.inventory_name: b for b in self.backends}
         self._tasks: set[asyncio.Task[None]] = set()
         self._rollback_after: set[str] = set()  # canceled installs whose rollback starts once they are finished
         jobs.closing_notes.append(self.closing_note)
+
+    def backend(self, name: str) -> Backend | None:
+        return next((b for b in self.backends if b.name == name), None)
+
+    def backend_at(self, url: str) -> Backend | None:
+        return next((b for b in self.backends if b.url == url), None)
 
     # -- a cancel after the container was replaced -------------------------------------------------
     def closing_note(self, job: Job, state: str) -> str | None:
@@ -123,7 +100,7 @@ class WhisperxMonitor:
             rollback = await self.jobs.start(
                 "rollback",
                 "whisperx_rollback",
-                container_vars(self.settings),
+                {},
                 lock=INSTALL_LOCK,
                 target="whisperx",
                 action="rollback",
@@ -145,14 +122,26 @@ class WhisperxMonitor:
         if record.id in self._rollback_after:
             self._rollback_after.discard(record.id)
             self._spawn(self._roll_back(job))
-        concerns_us = record.kind in ("install", "remove", "status", "rollback") or (
-            record.kind == "service" and record.target == "whisperx"
-        )
-        if not concerns_us or record.state == "interrupted":
+        if record.state == "interrupted":
             return
-        state = self.container
-        reported = record.result.get("whisperx_status")
-        action = record.result.get("service_result")
+        if record.kind == "service":
+            backend = self.backend(record.target or "")
+            if backend is not None:
+                self._note(backend, record, None, record.result.get("service_result"))
+        elif record.kind in ("install", "remove", "status", "rollback"):
+            by_host = record.result.get("whisperx_status_by_host")
+            single = record.result.get("whisperx_status")
+            for backend in self.backends:
+                reported = by_host.get(backend.address.inventory_name) if isinstance(by_host, dict) else None
+                if reported is None and len(self.backends) == 1:
+                    reported = single
+                self._note(backend, record, reported, None)
+
+    def _note(self, backend: Backend, record: JobRecord, reported: Any, action: Any) -> None:
+        """Fold what one job said about one backend's container into its cached state."""
+        state = backend.container
+        here = backend.address.inventory_name
+        unreachable = here in record.unreachable or (len(self.backends) == 1 and bool(record.unreachable))
         if isinstance(reported, dict):
             state.installed = bool(reported.get("installed"))
             state.running = bool(reported.get("running"))
@@ -166,25 +155,26 @@ class WhisperxMonitor:
             # The role is health-gated: a successful install leaves it running, a removal leaves nothing.
             state.installed = state.running = record.kind == "install"
             state.error = None
-        elif record.unreachable:
-            state.error = f"host unreachable over SSH: {record.error or ', '.join(record.unreachable)}"
+        elif unreachable:
+            state.error = f"host unreachable over SSH: {record.error or here}"
         elif record.state != "successful":
             state.error = record.error or f"{record.kind} job {record.state}"
             if record.kind in ("install", "remove"):
                 self._refresh_soon()  # a failed install rolled back to something: look at what is there
         else:
             return
-        state.host_reachable = not record.unreachable
+        state.host_reachable = not unreachable
         state.checked_at = record.finished_at
         state.source = f"{record.kind} job"
         state.job_id = record.id
-        self._save()
+        backend.save()
 
     def _refresh_soon(self) -> None:
-        self._spawn(self._refresh())
+        if not any(t.get_name() == "whisperx-refresh" for t in self._tasks):
+            self._spawn(self._refresh(), "whisperx-refresh")
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -194,7 +184,7 @@ class WhisperxMonitor:
         await self.jobs.start(
             "status",
             "whisperx_status",
-            container_vars(self.settings),
+            {},
             lock=STATUS_LOCK,
             target="whisperx",
             trigger="status",
@@ -203,11 +193,12 @@ class WhisperxMonitor:
         self.jobs.forget("status", STATUS_JOBS_KEPT)
 
     def installed(self) -> bool:
-        return bool(self.container.installed)
+        return any(b.container.installed for b in self.backends)
 
     # -- install and remove -----------------------------------------------------------------------
     async def install(self, request: InstallRequest) -> Job:
-        """Start the install playbook (JobConflict while another install or removal runs).
+        """Start the install playbook on every backend's host, one at a time (JobConflict while another install
+        or removal runs).
 
         The Hugging Face token reaches the role only as a file: the server's HF_TOKEN_FILE as it is, or a
         0600 copy for this job alone (of the request's token or HF_TOKEN), deleted when the job ends.
@@ -232,77 +223,85 @@ class WhisperxMonitor:
             lock=INSTALL_LOCK,
             target="whisperx",
             action="install",
-            timeout_s=settings.install_timeout_s,
+            timeout_s=settings.install_timeout_s * len(self.backends),
             secrets=(token,) if token else (),
             temp_files=temporary,
         )
 
     async def remove(self) -> Job:
-        return await self.jobs.start(
-            "remove",
-            "whisperx_remove",
-            container_vars(self.settings),
-            lock=INSTALL_LOCK,
-            target="whisperx",
-            action="remove",
-        )
+        return await self.jobs.start("remove", "whisperx_remove", {}, lock=INSTALL_LOCK, target="whisperx",
+                                     action="remove")  # fmt: skip
 
     # -- status -----------------------------------------------------------------------------------
-    async def health(self, max_age_s: float | None = None) -> HealthSample:
-        return await self.probe.check(max_age_s)
-
     async def status(self) -> WhisperxStatus:
-        """What GET /api/whisperx/status answers: live from /health when it answers, else the cached state."""
-        settings = self.settings
-        sample = await self.health()
-        refreshing = await self.refresh_if_stale(sample)
-        container = self.container
-        live = is_whisperx_health(sample.body)  # the service itself answered: it is installed and running
-        body = sample.body if live else None
-        reachable = True if live else container.host_reachable
+        """What GET /api/whisperx/status answers: each backend live from /health when it answers, else from the
+        cached state; the top-level fields are the first backend's, or what holds for any of them."""
+        samples = await asyncio.gather(*(b.probe.check() for b in self.backends))
+        refreshing = await self.refresh_if_stale(samples)
+        views = [self._view(b, sample, refreshing) for b, sample in zip(self.backends, samples, strict=True)]
         last = next(iter(self.jobs.list(("install", "remove", "rollback"))), None)  # the newest of them
-        age = self.container_age_s()
+        first = views[0]
+        live = next((v for v in views if v.answered_from == "live"), first)
+        reachable = [v.host_reachable for v in views]
         return WhisperxStatus(
+            installed=any(v.installed for v in views),
+            running=any(v.running for v in views),
+            healthy=any(v.healthy for v in views),
+            health=live.health,
+            url=first.url,
+            job=JobRef(id=last.id, state=last.record.state, phase=last.record.phase) if last else None,
+            host_reachable=True if True in reachable else (False if False in reachable else None),
+            answered_from=live.answered_from,
+            checks=first.checks,
+            backends=views,
+        )
+
+    def _view(self, backend: Backend, sample: HealthSample, refreshing: bool) -> BackendStatus:
+        container = backend.container
+        live = is_whisperx_health(sample.body)  # the service itself answered: it is installed and running
+        age = _age_s(container)
+        queue = (sample.body or {}).get("queue") if live else None
+        return BackendStatus(
+            name=backend.name,
+            host=backend.address.host,
+            port=backend.address.port,
+            url=backend.url,
+            container_name=backend.address.container,
             installed=live or bool(container.installed),
             running=live or bool(container.running),
             healthy=live and whisperx_ready(sample),
-            health=body,
-            url=settings.whisperx_url,
-            job=JobRef(id=last.id, state=last.record.state, phase=last.record.phase) if last else None,
-            host_reachable=reachable,
+            health=sample.body if live else None,
+            queue=queue if isinstance(queue, dict) else None,
+            in_flight=backend.in_flight,
+            host_reachable=True if live else container.host_reachable,
             answered_from="live" if live else "cache",
             checks={
                 "health": HealthCheckInfo.of(sample),
                 "container": ContainerInfo(
                     **{k: v for k, v in vars(container).items() if k != "host_reachable"},
                     age_s=round(age, 1) if age is not None else None,
-                    stale=age is None or age > settings.container_state_max_age_s,
+                    stale=age is None or age > self.settings.container_state_max_age_s,
                     refreshing=refreshing,
                 ),
             },
         )
 
-    def container_age_s(self) -> float | None:
-        if not self.container.checked_at:
-            return None
-        return (now() - datetime.fromisoformat(self.container.checked_at)).total_seconds()
-
-    async def refresh_if_stale(self, sample: HealthSample) -> bool:
-        """Start the status playbook in the background when the cached state is old and /health is silent."""
-        age = self.container_age_s()
-        stale = age is None or age > self.settings.container_state_max_age_s
+    async def refresh_if_stale(self, samples: list[HealthSample]) -> bool:
+        """Start the status playbook in the background when a backend's cached state is old and its /health is
+        silent (one run looks at every backend)."""
         busy = self.jobs.holding(INSTALL_LOCK) or self.jobs.holding(STATUS_LOCK)
-        if sample.ok or not stale or busy:
+        max_age = self.settings.container_state_max_age_s
+        stale = any(
+            not sample.ok and ((age := _age_s(b.container)) is None or age > max_age)
+            for b, sample in zip(self.backends, samples, strict=True)
+        )
+        if not stale or busy:
             return bool(self.jobs.holding(STATUS_LOCK))
         await self._refresh()
         return True
 
-    # -- persistence ------------------------------------------------------------------------------
-    def _load(self) -> ContainerState:
-        try:
-            return ContainerState(**json.loads(self._path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return ContainerState()
 
-    def _save(self) -> None:
-        write_private(self._path, json.dumps(asdict(self.container), indent=1))
+def _age_s(container: ContainerState) -> float | None:
+    if not container.checked_at:
+        return None
+    return (now() - datetime.fromisoformat(container.checked_at)).total_seconds()

@@ -29,6 +29,7 @@ def job_view(job: Job, stream_prefix: str = "/api/jobs") -> JobView:
         kind=r.kind,
         state=r.state,
         phase=r.phase,
+        hosts=r.hosts,
         started_at=r.started_at,
         finished_at=r.finished_at,
         elapsed_s=job.elapsed_s(),

@@ -18,8 +18,8 @@ def managed_spec(registry: ServiceRegistry, name: str) -> ServiceSpec:
     spec = registry.spec(name)
     if spec is not None:
         return spec
-    if name == "whisperx" and registry.known(name):
-        raise HTTPException(404, "whisperx is not installed yet: POST /api/whisperx/install first")
+    if name.startswith("whisperx") and registry.known(name):
+        raise HTTPException(404, f"{name} is not installed yet: POST /api/whisperx/install first")
     raise HTTPException(404, f"unknown service {name!r} (managed: {', '.join(registry.managed())})")
 
 

@@ -98,6 +98,8 @@ class EventTranslator:
     pid: int | None = None
     last_failure: str | None = None
     unreachable: set[str] = field(default_factory=set)
+    hosts: dict[str, str] = field(default_factory=dict)  # each host's phase (an install rolls one host at a time)
+    last_host: str | None = None
 
     _FAILURES = ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed")
 
@@ -112,13 +114,17 @@ class EventTranslator:
             self.last_failure = line[:1000]
             if event.host and (event.event == "runner_on_unreachable" or event.task in UNREACHABLE_TASKS):
                 self.unreachable.add(event.host)
+        about = {"host": event.host} if event.host else {}  # which host a line is about
         new_phase = phase_of(event.task_path) if self.track_phases else None
+        if new_phase and event.host:  # a task's start names no host; its results on each host do
+            self.hosts[event.host] = new_phase
+            self.last_host = event.host
         if new_phase and new_phase != self.phase:
             self.phase = new_phase
-            return StreamEvent(event.counter, "phase", {"phase": new_phase, "at": event.created, "line": line})
+            return StreamEvent(event.counter, "phase", {"phase": new_phase, "at": event.created, "line": line, **about})
         if not line:
             return None
-        return StreamEvent(event.counter, "log", {"line": line})
+        return StreamEvent(event.counter, "log", {"line": line, **about})
 
     def finish(self, state: str, rc: int | None, at: str | None, note: str | None = None) -> list[StreamEvent]:
         """The closing events: spark-control's own note on how the job ended, if any, the terminal phase of an
@@ -130,10 +136,21 @@ class EventTranslator:
             next_id += 1
         if self.track_phases:
             self.phase = final_phase(state)
-            events.append(StreamEvent(next_id, "phase", {"phase": self.phase, "at": at, "line": ""}))
+            self.hosts = self.host_outcomes(state)
+            final = {"phase": self.phase, "at": at, "line": "", **({"hosts": self.hosts} if self.hosts else {})}
+            events.append(StreamEvent(next_id, "phase", final))
             next_id += 1
         events.append(StreamEvent(next_id, "done", {"state": state, "rc": rc}))
         return events
+
+    def host_outcomes(self, state: str) -> dict[str, str]:
+        """How each host the install reached ended: failed when it failed, could not be reached, or was the one
+        working when the job ended without success; ready otherwise (hosts it never reached are absent)."""
+        stats = self.stats or {}
+        failed = set(stats.get("failed") or []) | set(stats.get("unreachable") or []) | self.unreachable
+        if state != "successful" and self.last_host:
+            failed.add(self.last_host)
+        return {host: "failed" if host in failed else "ready" for host in self.hosts}
 
 
 def read_runner_events(artifact_dir: Path) -> list[RunnerEvent]:

@@ -106,6 +106,7 @@ class JobRecord:
     state: JobState = "running"
     rc: int | None = None
     phase: str | None = None
+    hosts: dict[str, str] = field(default_factory=dict)  # an install's phase on each host
     pid: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
     unreachable: list[str] = field(default_factory=list)
@@ -162,6 +163,8 @@ class Job:
         if self._translator.pid and not had_pid:
             self.record.pid = self._translator.pid
             self.save()
+        if self._translator.hosts != self.record.hosts:
+            self.record.hosts = dict(self._translator.hosts)
         if out is None:
             return
         if out.event == "phase":
@@ -182,6 +185,7 @@ class Job:
         for event in self._translator.finish(state, rc, self.record.finished_at, note):
             if event.event == "phase":
                 self.record.phase = event.data["phase"]
+                self.record.hosts = dict(self._translator.hosts)
             self._append(event)
             self.record.final_event_id = event.id
         self.save()

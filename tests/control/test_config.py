@@ -116,20 +116,65 @@ def test_inventory_has_the_playbook_groups_and_a_key_path_only(env: pytest.Monke
         "ansible_user": "ops",
         "ansible_ssh_private_key_file": str(key),
     }
-    assert groups["whisperx"]["hosts"]["whisperx-host"]["ansible_host"] == "gpu1.lan"
+    assert groups["whisperx_hosts"]["hosts"]["whisperx-host"]["ansible_host"] == "gpu1.lan"
     assert "secret-key-material" not in json.dumps(inventory)
 
 
 def test_one_login_on_one_machine_is_one_inventory_host(env: pytest.MonkeyPatch):
     groups = build_inventory(Settings())["all"]["children"]
-    assert list(groups["spark2"]["hosts"]) == list(groups["whisperx"]["hosts"]) == ["spark2-host"]
+    assert list(groups["spark2"]["hosts"]) == list(groups["whisperx_hosts"]["hosts"]) == ["spark2-host"]
+
+
+def test_several_gpu_hosts_are_one_backend_and_one_inventory_host_each(env: pytest.MonkeyPatch):
+    """WHISPERX_HOSTS: each host[:port] is a backend named whisperx@host; one on a port of its own (two backends on
+    one engine) also gets a container and jobs volume of its own."""
+    env.setenv("WHISPERX_HOSTS", " gpu1.lan, gpu2.lan:8003 ,[fd00::7]")
+    settings = Settings()
+    assert settings.whisperx_endpoints == [("gpu1.lan", 8002), ("gpu2.lan", 8003), ("fd00::7", 8002)]
+    assert settings.whisperx_url == "http://gpu1.lan:8002"
+    hosts = build_inventory(settings)["all"]["children"]["whisperx_hosts"]["hosts"]
+    assert list(hosts) == ["whisperx@gpu1.lan", "whisperx@gpu2.lan_8003", "whisperx@fd00__7"]
+    first, second = hosts["whisperx@gpu1.lan"], hosts["whisperx@gpu2.lan_8003"]
+    assert first["ansible_host"] == "gpu1.lan" and first["ansible_user"] == "ops" and first["ansible_port"] == 22
+    assert (first["whisperx_container_name"], first["whisperx_port"]) == ("whisperx-asr", 8002)
+    assert "whisperx_jobs_volume" not in first
+    assert second["ansible_host"] == "gpu2.lan" and second["whisperx_port"] == 8003
+    assert (second["whisperx_container_name"], second["whisperx_jobs_volume"]) == (
+        "whisperx-asr-8003",
+        "whisperx-jobs-8003",
+    )
+    assert first["whisperx_api_key_dest"] != second["whisperx_api_key_dest"], "each backend's own key"
+    assert hosts["whisperx@fd00__7"]["ansible_host"] == "fd00::7"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("gpu1.lan:http", "is not host[:port]"),
+        ("gpu1.lan:70000", "1-65535"),
+        ("gpu1.lan, gpu1.lan:8002", "names a backend twice"),
+        ("ops@gpu1.lan", "is not host[:port]"),
+    ],
+)
+def test_a_malformed_host_list_is_refused_with_the_setting_named(env: pytest.MonkeyPatch, value: str, says: str):
+    env.setenv("WHISPERX_HOSTS", value)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "WHISPERX_HOSTS" in str(error.value) and says in str(error.value)
+
+
+def test_one_url_cannot_stand_for_several_backends(env: pytest.MonkeyPatch):
+    env.setenv("WHISPERX_HOSTS", "gpu1.lan,gpu2.lan")
+    env.setenv("WHISPERX_URL", "http://gpu1.lan:8002")
+    with pytest.raises(ValidationError, match="WHISPERX_URL names one backend"):
+        Settings()
 
 
 def test_inventory_names_are_never_an_address_that_means_the_controller(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """A host named 127.0.0.1 would take over the role's delegate_to: localhost tasks."""
     monkeypatch.setenv("SPARK2_HOST", "127.0.0.1")
     monkeypatch.setenv("SPARK_CONTROL_DATA_DIR", str(tmp_path))
-    names = {h for g in build_inventory(Settings())["all"]["children"].values() for h in g["hosts"]}
+    names = {h for g in build_inventory(Settings())["all"]["children"].values() for h in g.get("hosts", {})}
     assert not names & {"localhost", "127.0.0.1", "::1"}
 
 

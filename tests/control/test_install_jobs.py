@@ -160,10 +160,16 @@ def test_install_variables_follow_the_settings(make_settings, serve, tmp_path: P
         other = start_install(client, {"model": "base"})
         wait_for_job(client, other)
     variables = json.loads((settings.jobs_dir / job_id / "job.json").read_text())["extravars"]
-    assert variables == {
+    inventory = json.loads((settings.jobs_dir / job_id / "inventory" / "hosts.json").read_text())
+    # The backend's own container, port and key copy are host vars, so each host of a group can have its own.
+    assert inventory["all"]["children"]["whisperx_hosts"]["hosts"]["spark2-host"] == {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 22,
         "whisperx_container_name": "ctl-whisperx-asr",
         "whisperx_port": 18002,
         "whisperx_api_key_dest": str(settings.secrets_dir / "whisperx-api-key"),
+    }
+    assert variables == {
         "whisperx_model": "tiny.en",
         "whisperx_model_bundle": str(bundle),
         "whisperx_base_image": "spark-inference/debian:bookworm",

@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from spark_control.config import Settings
+from spark_control.inventory import whisperx_backends
 from spark_control.main import create_app
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
-from spark_control.whisperx import api_key_path
 from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, repeat_wav, wait_until
 
 pytestmark = pytest.mark.integration
@@ -177,7 +177,7 @@ def transcribe(
 
 def whisperx_key(lab: Lab) -> dict[str, str]:
     """WhisperX's API key, as the role copied it to spark-control: the header a direct caller needs."""
-    return {"Authorization": f"Bearer {api_key_path(lab.settings).read_text().strip()}"}
+    return {"Authorization": f"Bearer {whisperx_backends(lab.settings)[0].api_key_path.read_text().strip()}"}
 
 
 def whisperx_queue(lab: Lab) -> dict | None:
@@ -243,11 +243,11 @@ def test_install_over_ssh_with_a_stream_cut_mid_install(lab: Lab):
     assert status["job"] == {"id": job_id, "state": "successful", "phase": "ready"}
 
     # The role generated the service's API key on the host and copied it here, 0600; WhisperX wants it.
-    assert stat.S_IMODE(api_key_path(lab.settings).stat().st_mode) == 0o600
+    assert stat.S_IMODE(whisperx_backends(lab.settings)[0].api_key_path.stat().st_mode) == 0o600
     models = f"{lab.settings.whisperx_url}/v1/models"
     assert httpx.get(models, timeout=10).status_code == 401
     assert httpx.get(models, headers=whisperx_key(lab), timeout=10).status_code == 200
-    assert api_key_path(lab.settings).read_text().strip() not in docker("inspect", WHISPERX).stdout
+    assert whisperx_backends(lab.settings)[0].api_key_path.read_text().strip() not in docker("inspect", WHISPERX).stdout
     assert "whisperx" in {s["name"] for s in lab.get("/api/services").json()}
 
 
@@ -479,14 +479,16 @@ def test_no_secret_appears_in_the_api_the_logs_or_the_artifacts(lab: Lab, logs: 
     """Every byte the API answered in this module, every log line, every file under the data directory."""
     key_material = Path(lab.host["SSH_KEY"]).read_text().strip().splitlines()[1:-1]
     assert key_material, "the SSH key has a body to search for"
-    whisperx_api_key = api_key_path(lab.settings).read_text().strip()
+    whisperx_api_key = whisperx_backends(lab.settings)[0].api_key_path.read_text().strip()
     for job in lab.get("/api/jobs", params={"limit": 500}).json():
         lab.get(f"/api/jobs/{job['job_id']}")
         lab.get(f"/api/jobs/{job['job_id']}/stream")
     lab.get("/api/whisperx/status")
     lab.get("/api/services")
     exposed = b"".join(lab.exposed)
-    kept = api_key_path(lab.settings)  # the one place WhisperX's key is meant to be (0600, checked above)
+    kept = whisperx_backends(lab.settings)[
+        0
+    ].api_key_path  # the one place WhisperX's key is meant to be (0600, checked above)
     on_disk = b"".join(p.read_bytes() for p in lab.settings.data_dir.rglob("*") if p.is_file() and p != kept)
     logged = "\n".join(logs.lines).encode()
     assert len(on_disk) > 10_000 and len(exposed) > 10_000 and logged

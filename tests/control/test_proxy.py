@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,44 +70,6 @@ class FakeWhisperx:
 def whisperx(serve) -> tuple[FakeWhisperx, LiveServer]:
     fake = FakeWhisperx()
     return fake, serve(fake.app)
-
-
-@pytest.fixture
-def legacy(standin, tmp_path: Path) -> LiveServer:
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    (clips / "clip.wav").write_bytes(CLIP.read_bytes())
-    (clips / "clip.txt").write_text("The quick brown fox jumps over the lazy dog.")
-    return standin("parakeet", [clips])
-
-
-@pytest.fixture
-def dropping_whisperx() -> Iterator[str]:
-    """Says it is ready, then drops every transcription request mid-upload (a crash, an OOM kill)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    health = b'{"status":"ready","whisper_loaded":true,"diarizer_loaded":true}'
-
-    def serve_forever() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                head = conn.recv(65536)
-                if head.startswith(b"GET /health"):
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                        b"connection: close\r\n\r\n%s" % (len(health), health)
-                    )
-                else:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    threading.Thread(target=serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
 
 
 def post_clip(server: LiveServer, **fields: str) -> httpx.Response:

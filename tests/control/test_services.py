@@ -76,7 +76,7 @@ def test_the_registry_lists_parakeet_and_magpie_and_whisperx_once_installed(make
     assert parakeet["healthy"] is True and parakeet["health_body"]["role"] == "parakeet"
     assert parakeet["container"] == "parakeet-asr" and parakeet["host_group"] == "spark2"
     assert before["magpie"]["health"]["url"] == f"{spark2['magpie'].url}/v1/health/ready"
-    assert after["whisperx"]["host_group"] == "whisperx" and after["whisperx"]["healthy"] is False
+    assert after["whisperx"]["host_group"] == "spark2-host" and after["whisperx"]["healthy"] is False
     assert parakeet["watchdog"]["restarts"] == [] and parakeet["intent"] == "running"
 
 

@@ -1,0 +1,216 @@
+"""Several WhisperX backends (WHISPERX_HOSTS): the least-busy ready one gets the work, the next one takes over when
+it fails, the legacy service only when none can; each backend is its own managed service and status entry."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from tests.control.helpers import AUTH, LiveServer, wait_for_job
+from tests.control.test_proxy import FakeWhisperx, legacy_requests, post_clip
+
+
+class Backend(FakeWhisperx):
+    """A fake WhisperX that can hold its transcriptions at a gate and answers the job API as itself."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.gate: threading.Event | None = None
+        self.jobs: dict[str, dict[str, Any]] = {}
+        transcribe = next(
+            r for r in self.app.router.routes if getattr(r, "path", "") == "/v1/audio/transcribe-with-speakers"
+        )
+        self.app.router.routes.remove(transcribe)
+        answer = transcribe.endpoint  # type: ignore[attr-defined]
+
+        @self.app.post("/v1/audio/transcribe-with-speakers")
+        async def held(request: Request) -> JSONResponse:
+            if self.gate is not None:
+                await asyncio.to_thread(self.gate.wait, 30)
+            return await answer(request)
+
+        @self.app.post("/v1/audio/jobs", status_code=202)
+        async def submit(request: Request) -> dict[str, Any]:
+            await request.body()
+            job = {"id": f"job_{len(self.jobs):04d}{self.name[-1] * 12}", "object": "transcription.job"}
+            job["created_at"] = 1764640000 + len(self.jobs) * 10 + (5 if self.name.endswith("b") else 0)
+            self.jobs[job["id"]] = {**job, "held_by": self.name}
+            return job
+
+        @self.app.get("/v1/audio/jobs")
+        def listing(limit: int = 20) -> dict[str, Any]:
+            data = sorted(self.jobs.values(), key=lambda j: j["created_at"], reverse=True)
+            return {"object": "list", "data": data[:limit], "has_more": len(data) > limit}
+
+        @self.app.get("/v1/audio/jobs/{job_id}")
+        def read(job_id: str) -> JSONResponse:
+            if job_id not in self.jobs:
+                return JSONResponse({"error": {"message": "no such job", "type": "x", "code": "not_found"}}, 404)
+            return JSONResponse(self.jobs[job_id])
+
+    def queue(self, running: int, waiting: int, limit: int = 4) -> None:
+        self.health = {**self.health, "queue": {"running": running, "waiting": waiting, "limit": limit}}
+
+
+@pytest.fixture
+def pair(serve) -> tuple[Backend, Backend, LiveServer, LiveServer]:
+    a, b = Backend("whisperx-a"), Backend("whisperx-b")
+    return a, b, serve(a.app), serve(b.app)
+
+
+def two_backends(make_settings, first: LiveServer, second: LiveServer, **overrides: Any):
+    """Settings for two backends on this machine; the first on WHISPERX_PORT, so it is whisperx@127.0.0.1."""
+    return make_settings(
+        whisperx_url=None,
+        whisperx_hosts=f"127.0.0.1:{first.port},127.0.0.1:{second.port}",
+        whisperx_port=first.port,
+        **overrides,
+    )
+
+
+def names(first: LiveServer, second: LiveServer) -> tuple[str, str]:
+    return "whisperx@127.0.0.1", f"whisperx@127.0.0.1_{second.port}"
+
+
+def test_requests_go_to_the_backend_with_the_shorter_queue(make_settings, serve, pair, legacy):
+    a, b, a_server, b_server = pair
+    a.queue(running=1, waiting=3)
+    server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url))
+    answers = [post_clip(server) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert {r.headers["X-ASR-Backend"] for r in answers} == {names(a_server, b_server)[1]}
+    assert (len(a.received), len(b.received), legacy_requests(legacy)) == (0, 3, 0)
+
+    a.queue(running=0, waiting=0)
+    b.queue(running=1, waiting=2)
+    assert post_clip(server).headers["X-ASR-Backend"] == "whisperx@127.0.0.1"
+
+
+def test_a_burst_spreads_over_the_backends_before_their_health_says_so(make_settings, serve, pair, legacy):
+    """The health cache is long, so both report an empty queue throughout: what the proxy sent counts."""
+    a, b, a_server, b_server = pair
+    a.gate = b.gate = threading.Event()
+    server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url, health_cache_s=60))
+    with ThreadPoolExecutor(6) as pool:
+        pending = [pool.submit(post_clip, server) for _ in range(6)]
+        status = httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()
+        while sum(b["in_flight"] for b in status["backends"]) < 6:  # every request reached a backend: none done
+            status = httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()
+        a.gate.set()
+        answers = [p.result() for p in pending]
+    assert [b["in_flight"] for b in status["backends"]] == [3, 3]
+    assert sorted(r.headers["X-ASR-Backend"] for r in answers) == sorted([*names(a_server, b_server)] * 3)
+    after = httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()
+    assert [b["in_flight"] for b in after["backends"]] == [0, 0], "relayed answers no longer count"
+
+
+def test_a_backend_that_drops_the_request_or_answers_503_hands_it_to_the_next(
+    make_settings, serve, pair, legacy, dropping_whisperx
+):
+    a, b, a_server, b_server = pair
+    dropping_port = int(dropping_whisperx.rsplit(":", 1)[1])
+    b.queue(running=1, waiting=0)  # busier than the dropping one, so it is asked second
+    settings = make_settings(
+        whisperx_url=None,
+        whisperx_hosts=f"127.0.0.1:{dropping_port},127.0.0.1:{b_server.port}",
+        whisperx_port=dropping_port,
+        legacy_asr_url=legacy.url,
+    )
+    server = serve(settings)
+    answer = post_clip(server)
+    assert answer.status_code == 200 and answer.headers["X-ASR-Backend"] == f"whisperx@127.0.0.1_{b_server.port}"
+    assert len(b.received) == 1 and legacy_requests(legacy) == 0
+
+    a.answer = (503, {"error": {"message": "restarting", "type": "server_error", "code": "unavailable"}}, {})
+    server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url))
+    answer = post_clip(server)
+    assert answer.status_code == 200 and answer.headers["X-ASR-Backend"] == names(a_server, b_server)[1]
+    assert (len(a.received), len(b.received), legacy_requests(legacy)) == (1, 2, 0)
+
+
+def test_a_full_backend_is_skipped_and_when_all_are_full_the_caller_is_told_to_wait(make_settings, serve, pair, legacy):
+    a, b, a_server, b_server = pair
+    a.queue(running=1, waiting=4, limit=4)
+    server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url))
+    assert post_clip(server).headers["X-ASR-Backend"] == names(a_server, b_server)[1]
+
+    busy = {"error": {"message": "queue full", "type": "rate_limit_error", "code": "queue_full"}}
+    a.answer = b.answer = (429, busy, {"Retry-After": "7"})
+    answer = post_clip(server)
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
+    assert answer.headers["X-ASR-Backend"].startswith("whisperx@"), "no backend had room: not sent to legacy"
+    assert legacy_requests(legacy) == 0
+
+
+def test_only_when_no_backend_can_diarize_does_the_legacy_service_answer(make_settings, serve, pair, legacy):
+    a, _b, a_server, b_server = pair
+    a.health = {**a.health, "diarizer_loaded": False, "status": "loading"}
+    b_server.stop()
+    server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url))
+    answer = post_clip(server)
+    assert answer.status_code == 200 and answer.headers["X-ASR-Backend"] == "legacy"
+    reason = answer.headers["X-ASR-Fallback-Reason"]
+    assert "whisperx@127.0.0.1: whisperx diarizer not loaded" in reason and f"_{b_server.port}:" in reason
+    assert legacy_requests(legacy) == 1 and not a.received
+
+
+def test_a_job_stays_with_the_backend_that_took_it_and_the_list_merges_them(make_settings, serve, pair):
+    a, b, a_server, b_server = pair
+    server = serve(two_backends(make_settings, a_server, b_server))
+    a.queue(running=1, waiting=1)
+    first = httpx.post(f"{server.url}/api/audio/jobs", files={"file": ("a.wav", b"RIFF", "audio/wav")}, timeout=30)
+    a.queue(running=0, waiting=0)
+    b.queue(running=1, waiting=1)
+    second = httpx.post(f"{server.url}/api/audio/jobs", files={"file": ("b.wav", b"RIFF", "audio/wav")}, timeout=30)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert first.headers["X-ASR-Backend"] == names(a_server, b_server)[1]
+    assert second.headers["X-ASR-Backend"] == "whisperx@127.0.0.1"
+    b.queue(running=0, waiting=0)  # new work would go to either: reads still go where each job is
+    for submitted, holder in ((first, "whisperx-b"), (second, "whisperx-a")):
+        job = httpx.get(f"{server.url}/api/audio/jobs/{submitted.json()['id']}", timeout=10)
+        assert job.status_code == 200 and job.json()["held_by"] == holder
+    listing = httpx.get(f"{server.url}/api/audio/jobs", timeout=10).json()
+    assert [j["held_by"] for j in listing["data"]] == ["whisperx-b", "whisperx-a"], "newest first, across backends"
+
+
+def test_each_backend_is_its_own_service_and_status_entry_once_installed(make_settings, serve, pair):
+    a, _b, a_server, b_server = pair
+    a.health = {**a.health, "model": "tiny.en", "version": "1.2.3"}
+    settings = two_backends(make_settings, a_server, b_server)
+    server = serve(settings)
+    first, second = names(a_server, b_server)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.post("/api/whisperx/install", headers=AUTH).json()["job_id"]
+        done = wait_for_job(client, job)
+        services = {s["name"]: s for s in client.get("/api/services").json()}
+        status = client.get("/api/whisperx/status").json()
+        restart = client.post(f"/api/services/{second}/restart", headers=AUTH)
+    assert done["state"] == "successful" and done["hosts"] == {first: "ready", second: "ready"}
+    assert set(services) == {"parakeet", "magpie", first, second}
+    assert services[second]["container"] == f"whisperx-asr-{b_server.port}" and services[second]["host_group"] == second
+    assert services[first]["url"] == a_server.url and services[second]["url"] == b_server.url
+    assert [x["name"] for x in status["backends"]] == [first, second]
+    assert status["backends"][0]["health"]["version"] == "1.2.3" and status["healthy"] is True
+    assert restart.status_code == 200 and restart.json()["result"]["name"] == f"whisperx-asr-{b_server.port}"
+
+
+def test_a_host_that_fails_its_install_ends_the_rollout_before_the_next(make_settings, serve, pair):
+    _, _, a_server, b_server = pair
+    first, second = names(a_server, b_server)
+    settings = two_backends(make_settings, a_server, b_server, fake_vars={"fake_fail_phase": "load",
+                                                                         "fake_fail_hosts": [first]})  # fmt: skip
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.post("/api/whisperx/install", headers=AUTH).json()["job_id"]
+        done = wait_for_job(client, job)
+        events = client.get(f"/api/whisperx/install/{job}/stream").text
+    assert done["state"] == "failed" and done["hosts"] == {first: "failed"}, "the second host was never touched"
+    assert f'"host":"{first}"' in events and second not in events, "each line says which host it is about"
