@@ -33,7 +33,9 @@ const dialog = new ProgressDialog({
   onRetry: (kind) => (kind === "remove" ? whisperx?.remove() : whisperx?.install()),
 });
 whisperx = new WhisperxPanel(dialog, { notice, onChange: () => services.refresh() });
-services = new ServicesTable({ notice, onChange: (name) => name === "whisperx" && whisperx.refresh() });
+// `whisperx`, or `whisperx@host` for each of several GPU hosts
+const isWhisperx = (name) => name === "whisperx" || name.startsWith("whisperx@");
+services = new ServicesTable({ notice, onChange: (name) => isWhisperx(name) && whisperx.refresh() });
 const voices = new VoicesCard();
 const transcribe = new TranscribePanel({ onNamed: () => voices.refresh() });
 

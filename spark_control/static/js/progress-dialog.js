@@ -1,5 +1,10 @@
 // The install / removal progress dialog: phase stepper, elapsed time, live log, cancel, outcome.
 //
+// With several GPU hosts the install rolls one host (one `serial` batch) at a time, and a row per host says
+// where each is. Phase events name no host (a task's start is host-less), so the current phase goes to the
+// hosts the following log lines are about; a `PLAY [...]` line starts the next batch. The closing phase
+// event (or the job's record) says how each host it reached ended; the others were not touched.
+//
 // It follows a job through its EventSource stream. EventSource reconnects by itself after a dropped
 // connection and sends Last-Event-ID, so the server sends exactly what was missed; ids already seen
 // are skipped anyway, so no line is shown twice. When the server ends the stream for good (204 after
@@ -37,6 +42,7 @@ export class ProgressDialog {
     this.onProgress = onProgress;
     this.onRetry = onRetry;
     this.job = null;
+    this.hostNames = []; // the backends' inventory names when there are several (whisperx.js)
     this.log = new LogView($("#progress-log"), {
       maxLines: MAX_LOG_LINES,
       onFollowChange: (following) => show($("#log-latest"), !following),
@@ -56,6 +62,13 @@ export class ProgressDialog {
 
   get isOpen() {
     return this.dialog.open;
+  }
+
+  /** The GPU hosts an install rolls over, in order; per-host rows are drawn when there are several. */
+  setHosts(names) {
+    if (names.join("\n") === this.hostNames.join("\n")) return;
+    this.hostNames = names;
+    if (this.job) this.renderHosts(this.job);
   }
 
   /** Follow job `jobId` (a running or a finished one), replaying its log from the start. */
@@ -78,6 +91,11 @@ export class ProgressDialog {
       frozen: false,
       source: null,
       recoverTimer: 0,
+      batch: 0, // the rollout's batch: one more at each PLAY line
+      hostBatch: {}, // host -> the batch it ran in
+      hostPhases: {}, // host -> its last phase of preflight..load
+      currentHost: null, // the host the latest line was about
+      outcomes: null, // host -> ready | failed, once the job ended
     };
     this.job = job;
     this.reset();
@@ -167,6 +185,8 @@ export class ProgressDialog {
     }
     if (type === "log") {
       this.log.append(String(data.line ?? ""));
+      if (data.host) this.hostLine(job, String(data.host));
+      else if (String(data.line ?? "").startsWith("PLAY [")) job.batch += 1;
     } else if (type === "phase") {
       this.phase(job, data);
     } else {
@@ -209,12 +229,34 @@ export class ProgressDialog {
     const known = plan.phases.find((p) => p.name === data.phase);
     if (known) {
       job.workPhase = data.phase;
-      this.status(`${known.doing}…`);
+      if (!this.perHost(job)) this.status(`${known.doing}…`); // several hosts: said with the host (hostLine)
     }
+    if (data.hosts) job.outcomes = data.hosts;
     this.log.append(`── ${data.phase} ──`, "phase");
     if (data.line) this.log.append(String(data.line));
+    if (known && data.host) this.hostLine(job, String(data.host));
     this.renderSteps(job);
+    this.renderHosts(job);
     this.notify();
+  }
+
+  /** A line about one host: the current phase is that host's. */
+  hostLine(job, host) {
+    job.hostBatch[host] = job.batch;
+    if (!job.workPhase || (job.hostPhases[host] === job.workPhase && job.currentHost === host)) return;
+    job.hostPhases[host] = job.workPhase;
+    job.currentHost = host;
+    if (!this.perHost(job) || job.finished) return;
+    const known = plan.phases.find((p) => p.name === job.workPhase);
+    const index = this.hostNames.indexOf(host);
+    const which = index >= 0 ? ` (host ${index + 1} of ${this.hostNames.length})` : "";
+    if (known) this.status(`${host}${which}: ${known.doing}…`);
+    this.renderHosts(job);
+    this.notify();
+  }
+
+  perHost(job) {
+    return job.kind === "install" && this.hostNames.length > 1;
   }
 
   async finish(job, state, knownView = null) {
@@ -233,8 +275,10 @@ export class ProgressDialog {
     if (this.job !== job) return;
     if (view) this.syncClock(job, view);
     else job.elapsed = this.elapsed();
+    if (view?.hosts && Object.keys(view.hosts).length) job.outcomes = view.hosts;
     job.frozen = true;
     this.renderSteps(job);
+    this.renderHosts(job);
     this.renderOutcome(job, view);
     this.notify();
     this.onFinished(job);
@@ -279,6 +323,8 @@ export class ProgressDialog {
     show($("#log-latest"), false);
     setText($("#stream-state"), "");
     this.renderSteps({ kind: "install", phase: null, workPhase: null });
+    show($("#progress-hosts"), false);
+    $("#progress-hosts").replaceChildren();
   }
 
   applyKind(job) {
@@ -286,6 +332,7 @@ export class ProgressDialog {
     setText($("#progress-title"), kindOf(job.kind).running);
     setText($("#progress-cancel"), `Cancel ${kindOf(job.kind).noun}`);
     show($("#progress-steps"), install);
+    this.renderHosts(job);
   }
 
   renderSteps(job) {
@@ -314,17 +361,86 @@ export class ProgressDialog {
     }
   }
 
+  /** One row per host: its name, its phases as a small bar, and where it is (or how it ended). */
+  renderHosts(job) {
+    const box = $("#progress-hosts");
+    const visible = this.perHost(job);
+    show(box, visible);
+    if (!visible) return;
+    const phases = phaseNames();
+    box.replaceChildren(
+      ...this.hostNames.map((host) => {
+        const { state, label, at } = this.hostState(job, host);
+        const bar = phases.map((_, i) => {
+          let part = "";
+          if (state === "ready" || state === "installed" || i < at) part = "done";
+          else if (i === at) part = state === "failed" ? "failed" : "current";
+          return el("span", { class: `part ${part}`.trim() });
+        });
+        const end = { ready: "done", failed: "failed" }[state] ?? "";
+        bar.push(el("span", { class: `part end ${end}`.trim() }));
+        return el(
+          "li",
+          { class: state, dataset: { host, state } },
+          el("span", { class: "host-name mono" }, host),
+          el("span", { class: "host-bar", "aria-hidden": "true" }, bar),
+          el("span", { class: "host-state" }, label),
+        );
+      }),
+    );
+  }
+
+  /** Where one host is: waiting, current (in a phase), installed (its batch is over), ready, failed, untouched. */
+  hostState(job, host) {
+    const phases = phaseNames();
+    const phase = job.hostPhases[host];
+    const at = phases.indexOf(phase);
+    const where = at >= 0 ? `phase ${at + 1} of ${phases.length}: ${phase}` : "starting";
+    if (job.finished) {
+      const outcome = (job.outcomes ?? this.guessOutcomes(job))[host];
+      if (outcome === "ready") return { state: "ready", label: "ready", at };
+      if (outcome === "failed") {
+        const verb = job.state === "canceled" ? "canceled" : "failed";
+        return { state: "failed", label: phase ? `${verb} during ${phase}` : verb, at };
+      }
+      return { state: "untouched", label: "not touched", at: -1 };
+    }
+    if (!(host in job.hostBatch)) return { state: "waiting", label: "waiting for its turn", at: -1 };
+    if (job.hostBatch[host] < job.batch) return { state: "installed", label: "installed", at };
+    return { state: "current", label: where, at };
+  }
+
+  /** A job record without per-host outcomes: the host that was working failed, the others it reached are ready. */
+  guessOutcomes(job) {
+    const outcomes = {};
+    for (const host of Object.keys(job.hostPhases)) {
+      outcomes[host] = job.state !== "successful" && host === job.currentHost ? "failed" : "ready";
+    }
+    return outcomes;
+  }
+
   renderOutcome(job, view) {
     const install = job.kind === "install";
     const took = clock(job.elapsed);
-    const where = job.workPhase ? ` during the ${job.workPhase} phase` : "";
+    const several = this.perHost(job);
+    const outcomes = job.outcomes ?? this.guessOutcomes(job);
+    const failedHosts = this.hostNames.filter((host) => outcomes[host] === "failed");
+    const untouched = this.hostNames.filter((host) => !(host in outcomes));
+    const failedPhase = job.hostPhases[failedHosts[0]] ?? job.workPhase;
+    let where = job.workPhase ? ` during the ${job.workPhase} phase` : "";
+    if (several && failedHosts.length) {
+      where = ` on ${failedHosts.join(", ")}${failedPhase ? ` during the ${failedPhase} phase` : ""}`;
+    }
     show($("#progress-cancel"), false);
     setText($("#progress-close"), "Close");
     const kind = kindOf(job.kind);
     if (job.state === "successful") {
       setText($("#progress-title"), kind.done);
+      const ready = this.hostNames.filter((host) => outcomes[host] === "ready").length;
       const said = {
-        install: `WhisperX is ready (took ${took}). Transcriptions now go to it.`,
+        install: several
+          ? `WhisperX is ready on ${ready} of ${this.hostNames.length} hosts (took ${took}). Transcriptions go to them.`
+          : `WhisperX is ready (took ${took}). Transcriptions now go to it.`,
         remove: `WhisperX was removed (took ${took}). Transcriptions go to the legacy service.`,
         rollback: `The container that ran before the canceled install is back (took ${took}).`,
       };
@@ -341,9 +457,13 @@ export class ProgressDialog {
     const box = $("#progress-failure");
     const message = view?.error ? failureMessage(view.error) : "";
     const raw = view?.error && view.error.trim() !== message ? view.error : "";
+    const spared = several && untouched.length
+      ? `${untouched.join(", ")} ${untouched.length === 1 ? "was" : "were"} not touched.`
+      : "";
     box.replaceChildren(
       el("strong", {}, headline),
       message ? el("p", { class: "failure-message" }, message) : null,
+      spared ? el("p", {}, spared) : null,
       raw ? el("details", {}, el("summary", {}, "Ansible's whole message"), el("pre", {}, raw)) : null,
       el("p", { class: "small" }, "The log below has the details. ", install ? "Parakeet still serves transcriptions." : ""),
     );
@@ -384,6 +504,7 @@ export class ProgressDialog {
 
   notify() {
     const job = this.job;
-    this.onProgress(job ? { id: job.id, kind: job.kind, phase: job.phase, running: !job.finished, elapsed: this.elapsed(), open: this.dialog.open } : null);
+    const host = job && this.perHost(job) ? job.currentHost : null;
+    this.onProgress(job ? { id: job.id, kind: job.kind, phase: job.phase, host, running: !job.finished, elapsed: this.elapsed(), open: this.dialog.open } : null);
   }
 }

@@ -110,8 +110,9 @@ export class TranscriptView {
   badge(which) {
     const badge = $("#transcript-backend");
     const names = { whisperx: "Backend: WhisperX", legacy: "Backend: legacy (Parakeet + Sortformer)" };
-    setText(badge, names[which] ?? `Backend: ${which}`);
-    badge.className = `badge ${which === "whisperx" ? "ok" : "warn"}`;
+    const host = String(which ?? "").match(/^whisperx@(.+)$/)?.[1]; // one of several GPU hosts
+    setText(badge, host ? `Backend: WhisperX on ${host}` : names[which] ?? `Backend: ${which}`);
+    badge.className = `badge ${which === "whisperx" || host ? "ok" : "warn"}`;
   }
 
   colour(id) {

@@ -1,4 +1,5 @@
-// The WhisperX status card, the "Install WhisperX" banner, the running-job banner and the removal.
+// The WhisperX status card (one entry per backend with several GPU hosts), the "Install WhisperX" banner, the
+// group's install/upgrade, the running-job banner and the removal.
 
 import { api, coalesced } from "./api.js";
 import { confirmAction } from "./confirm.js";
@@ -21,6 +22,7 @@ export class WhisperxPanel {
     this.jobViews = new Map(); // finished jobs' records, read once
     this.refresh = coalesced(() => this.load()); // GET and render; callers after an action see its result
     $("#install-button").addEventListener("click", () => this.install());
+    $("#group-install-button").addEventListener("click", () => this.installGroup());
     $("#install-options").addEventListener("submit", (event) => {
       event.preventDefault(); // Enter in an option field starts the install, as the button does
       this.install();
@@ -52,6 +54,9 @@ export class WhisperxPanel {
     const health = s.health ?? {};
     const job = s.job;
     const jobRunning = job?.state === "running";
+    const backends = s.backends ?? [];
+    const several = backends.length > 1;
+    this.dialog.setHosts(several ? backends.map((b) => b.name) : []);
 
     flag("#wx-installed", s.installed, "Installed", "Not installed");
     flag("#wx-running", s.running, "Running", "Not running", s.installed);
@@ -73,14 +78,22 @@ export class WhisperxPanel {
     setText($("#wx-version"), health.version ?? "—");
     setText($("#wx-host"), HOST_STATE[String(s.host_reachable)] ?? "unknown");
     setText($("#wx-url"), s.url);
+    show($("#wx-facts"), !several);
+    show($("#wx-backends-section"), several);
+    if (several) this.renderBackends(backends);
     this.renderSource();
-    const problem = health.error || failureMessage(s.checks?.container?.error ?? "");
+    const problem = several ? "" : health.error || failureMessage(s.checks?.container?.error ?? "");
     setText($("#wx-error"), problem);
     show($("#wx-error"), Boolean(problem));
 
-    setText($("#install-host"), hostOf(s.url));
+    setText($("#install-host"), several ? backends.map((b) => where(b, backends)).join(", ") : hostOf(s.url));
     show($("#install-banner"), !s.installed && !jobRunning);
     $("#install-button").disabled = jobRunning;
+    // With several hosts, once any is installed the banner is gone: this one button installs or upgrades them all.
+    const missing = backends.filter((b) => !b.installed).length;
+    setText($("#group-install-button"), missing ? "Install on every host…" : "Upgrade every host…");
+    $("#group-install-button").className = missing ? "primary" : "secondary";
+    show($("#group-install-button"), several && s.installed && !jobRunning);
     show($("#remove-button"), s.installed && !jobRunning);
     show($("#last-job-log"), Boolean(job) && !jobRunning);
     await this.renderLastAttempt(s, job);
@@ -93,10 +106,49 @@ export class WhisperxPanel {
     this.onProgress(this.dialog.job ? this.progress : null);
   }
 
+  /** One entry per backend: its state, model, devices, queue and version (each from its own /health). */
+  renderBackends(backends) {
+    const list = $("#wx-backends");
+    list.replaceChildren(
+      ...backends.map((b) => {
+        const health = b.health ?? {};
+        const [state, tone] = backendState(b);
+        const queue = b.queue ?? health.queue;
+        const fact = (term, value, title, wide) =>
+          el("div", { class: wide ? "wide" : undefined }, el("dt", {}, term), el("dd", { title }, value ?? "—"));
+        const problem = health.error || failureMessage(b.checks?.container?.error ?? "");
+        return el(
+          "li",
+          { dataset: { backend: b.name } },
+          el(
+            "div",
+            { class: "backend-head" },
+            el("span", { class: "backend-name mono", title: b.url }, b.name),
+            el("span", { class: `badge ${tone}` }, state),
+          ),
+          el(
+            "dl",
+            { class: "backend-facts" },
+            fact("Model", health.model),
+            fact("Device", devicesOf(health), health.compute_type ? `compute type ${health.compute_type}` : undefined),
+            fact("Queue", queue && `${queue.running} running · ${queue.waiting} waiting (limit ${queue.limit})`, undefined, true),
+            fact("Version", health.version),
+          ),
+          problem ? el("p", { class: "error small" }, problem) : null,
+        );
+      }),
+    );
+  }
+
   /** The status line: live /health or the cached container state, and how old each is. */
   renderSource() {
     const s = this.status;
     const since = (performance.now() - this.fetchedAt) / 1000;
+    if ((s.backends?.length ?? 0) > 1) {
+      setText($("#wx-source"), severalSource(s.backends, since));
+      $("#wx-source").title = "";
+      return;
+    }
     const health = s.checks?.health;
     const container = s.checks?.container;
     let text;
@@ -162,13 +214,30 @@ export class WhisperxPanel {
       const phases = phaseNames();
       const at = phases.indexOf(progress.phase);
       const phase = at >= 0 ? `phase ${at + 1} of ${phases.length}: ${progress.phase}` : "starting";
-      setText($("#job-banner-phase"), phase);
+      setText($("#job-banner-phase"), progress.host ? `${progress.host}, ${phase}` : phase);
       setText($("#job-banner-elapsed"), clock(progress.elapsed));
     }
   }
 
   // -- actions -----------------------------------------------------------------------------------------
-  async install() {
+  /** Several hosts, some installed: one install of the group, host by host, after a confirmation. */
+  async installGroup() {
+    const backends = this.status?.backends ?? [];
+    const missing = backends.filter((b) => !b.installed).length;
+    const order = backends.map((b) => b.name).join(", then ");
+    const confirmed = await confirmAction({
+      title: missing ? "Install WhisperX on every host?" : `Upgrade WhisperX on ${backends.length} hosts?`,
+      body:
+        `The playbook goes one host at a time: ${order}. Each host's container is replaced once its new image is ` +
+        "built, and the other hosts take the transcriptions meanwhile. A host that fails is put back as it was and " +
+        "the hosts after it are not touched.",
+      confirm: missing ? "Install on every host" : `Upgrade ${backends.length} hosts`,
+      cancel: "Not now",
+    });
+    if (confirmed) await this.install($("#group-install-button"));
+  }
+
+  async install(button = $("#install-button")) {
     const tokenInput = $("#install-hf-token");
     const body = {};
     if ($("#install-model").value) body.model = $("#install-model").value;
@@ -177,7 +246,7 @@ export class WhisperxPanel {
     try {
       await ensureSignedIn("Installing WhisperX needs the API token.");
       const started = await busy(
-        $("#install-button"),
+        button,
         () => api("/api/whisperx/install", { method: "POST", json: body, why: "Installing WhisperX needs the API token." }),
         "Starting…",
       );
@@ -242,11 +311,53 @@ function summarize(s, runningJob) {
   const health = s.health ?? {};
   if (runningJob) return [`${runningJob} running`, "info"];
   if (!s.installed) return ["not installed", ""];
+  const backends = s.backends ?? [];
+  const ready = backends.filter((b) => b.healthy).length;
+  if (s.healthy && backends.length > 1 && ready < backends.length) {
+    return [`ready on ${ready} of ${backends.length} hosts`, "warn"];
+  }
   if (s.healthy) return [health.status === "unloaded" ? "idle, models unloaded" : "ready", "ok"];
   if (s.running && health.status === "loading") return ["loading models", "warn"];
   if (s.running && health.status === "error") return ["error", "bad"];
   if (!s.running) return ["stopped", "bad"];
   return s.answered_from === "live" ? ["not healthy", "bad"] : ["not answering", "bad"];
+}
+
+/** One backend's state in a word or two: ready, loading, not running, unreachable... */
+function backendState(b) {
+  const status = b.health?.status;
+  if (b.answered_from === "live") {
+    if (b.healthy) return status === "unloaded" ? ["idle, models unloaded", "ok"] : ["ready", "ok"];
+    if (status === "loading") return ["loading", "warn"];
+    return [status === "error" ? "error" : "not healthy", "bad"];
+  }
+  if (b.host_reachable === false) return ["unreachable", "bad"];
+  if (!b.installed) return ["not installed", ""];
+  return [b.running ? "not answering" : "not running", "bad"];
+}
+
+/** "cuda" when Whisper and the diarizer share it, else both; the older /health's one device otherwise. */
+function devicesOf(health) {
+  const { whisper_device: whisper, diarizer_device: diarizer } = health;
+  if (!whisper) return health.device;
+  return !diarizer || diarizer === whisper ? whisper : `Whisper ${whisper} · diarizer ${diarizer}`;
+}
+
+/** The status line with several backends: how many answered /health and how old the oldest answer is. */
+function severalSource(backends, since) {
+  const live = backends.filter((b) => b.answered_from === "live");
+  const refreshing = backends.some((b) => b.checks?.container?.refreshing);
+  const checking = refreshing ? " Checking the hosts now…" : "";
+  if (!live.length) return `Cached: no host's /health answers; each entry shows what the last playbook saw.${checking}`;
+  const oldest = Math.max(...live.map((b) => b.checks?.health?.age_s ?? 0));
+  const silent = live.length < backends.length ? " The others show what the last playbook saw." : "";
+  return `Live: /health answered on ${live.length} of ${backends.length} hosts, ${ago(oldest + since)}.${silent}${checking}`;
+}
+
+/** A backend's host, with its port when another backend shares the host. */
+function where(backend, backends) {
+  const shared = backends.filter((b) => b.host === backend.host).length > 1;
+  return shared ? `${backend.host}:${backend.port}` : backend.host;
 }
 
 function hostOf(url) {
