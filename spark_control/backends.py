@@ -27,6 +27,7 @@ class BackendAddress:
     """Where one backend is and what it is called, from the settings alone."""
 
     name: str
+    title: str  # for people: WhisperX, or WhisperX on host[:port]
     inventory_name: str
     host: str
     port: int
@@ -55,6 +56,7 @@ def backend_addresses(settings: Settings, single_inventory_name: str) -> list[Ba
         return [
             BackendAddress(
                 name="whisperx",
+                title="WhisperX",
                 inventory_name=single_inventory_name,
                 host=host,
                 port=port,
@@ -70,9 +72,11 @@ def backend_addresses(settings: Settings, single_inventory_name: str) -> list[Ba
         own_port = port != settings.whisperx_port
         label = (f"{host}_{port}" if own_port else host).replace(":", "_")  # no ':' in an inventory name
         name = f"whisperx@{label}"
+        shown = f"[{host}]" if ":" in host else host
         addresses.append(
             BackendAddress(
                 name=name,
+                title=f"WhisperX on {shown}:{port}" if own_port else f"WhisperX on {shown}",
                 inventory_name=name,
                 host=host,
                 port=port,

@@ -113,7 +113,7 @@ class ServiceRegistry:
             **{
                 backend.name: ServiceSpec(
                     backend.name,
-                    "WhisperX" if len(whisperx.backends) == 1 else f"WhisperX on {backend.address.host}",
+                    backend.address.title,
                     backend.address.container,
                     backend.address.inventory_name,
                     backend.url,

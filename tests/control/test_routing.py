@@ -197,6 +197,10 @@ def test_each_backend_is_its_own_service_and_status_entry_once_installed(make_se
     assert set(services) == {"parakeet", "magpie", first, second}
     assert services[second]["container"] == f"whisperx-asr-{b_server.port}" and services[second]["host_group"] == second
     assert services[first]["url"] == a_server.url and services[second]["url"] == b_server.url
+    assert (services[first]["title"], services[second]["title"]) == (
+        "WhisperX on 127.0.0.1",
+        f"WhisperX on 127.0.0.1:{b_server.port}",
+    )
     assert [x["name"] for x in status["backends"]] == [first, second]
     assert status["backends"][0]["health"]["version"] == "1.2.3" and status["healthy"] is True
     assert restart.status_code == 200 and restart.json()["result"]["name"] == f"whisperx-asr-{b_server.port}"
