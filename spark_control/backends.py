@@ -144,7 +144,8 @@ class Backend:
         reported = _count(queue.get("running")) + _count(queue.get("waiting"))
         if self._counted[0] != sample.monotonic:
             self._counted = (sample.monotonic, self.in_flight)
-        return max(0, reported + self.in_flight - self._counted[1])
+        # Never below what the proxy has there itself: one sent just before the probe may not be admitted yet.
+        return max(self.in_flight, reported + self.in_flight - self._counted[1])
 
     @staticmethod
     def full(sample: HealthSample) -> bool:

@@ -4,12 +4,13 @@ With several WhisperX backends (WHISPERX_HOSTS) each request goes to the ready o
 requests running plus waiting (backends.py), the next one when it fails, and only then to the legacy
 service; `X-ASR-Backend` names the backend that answered. A job stays with the backend that took it.
 
-The multipart body is never parsed: it is spooled to disk in bounded chunks (so a 1 GB upload costs
-a file, not memory, and can be sent a second time), then streamed to the chosen backend with the
-client's own Content-Type (boundary included), so both backends see exactly the request the client
-made and answer in their common shape. When WhisperX did not take the request or lost it (refused,
-reset or dropped connection, a 5xx answer) the same spooled body goes to the legacy service once;
-after a read timeout it does not (WhisperX may still be working on it: the caller gets a 504).
+The multipart body is never parsed: past 1 MiB it is spooled to disk in bounded chunks (so a 1 GB
+upload costs a file, not memory; a smaller one stays in memory), and either way it can be sent a
+second time; it is streamed to the chosen backend with the client's own Content-Type (boundary
+included), so both backends see exactly the request the client made and answer in their common shape.
+When WhisperX did not take the request or lost it (refused, reset or dropped connection, a 5xx
+answer) the same body goes to the next backend, or the legacy service once; after a read timeout it
+does not (WhisperX may still be working on it: the caller gets a 504).
 
 The voice library's voices (spark_control/voices.py) go to WhisperX as known speakers: their parts are
 appended to the spooled body before its closing boundary, unless the caller sent known speakers of its
@@ -36,6 +37,7 @@ from typing import Any
 
 import anyio
 import httpx
+from anyio import AsyncFile
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
@@ -49,7 +51,8 @@ from spark_control.whisperx import WhisperxMonitor
 
 log = logging.getLogger("spark_control.proxy")
 
-CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time
+CHUNK = 1 << 20  # spool writes and upstream reads, 1 MiB at a time; a smaller upload never touches the disk
+TAIL = 4096  # the end of an upload kept in memory: its closing boundary is there
 PASSED_HEADERS = ("content-type", "content-length", "content-encoding", "retry-after", "cache-control")
 JOBS_PATH = "/v1/audio/jobs"  # WhisperX's job API (CONTRACT section 1, "Jobs")
 BUSY_RETRY_AFTER_S = 5
@@ -60,31 +63,28 @@ TEED_MAX = 32 << 20  # a JSON answer up to this size is read for the voices it n
 
 @dataclass
 class Upload:
-    """A multipart body spooled to disk, and what the proxy learnt of it on the way."""
+    """A multipart body, kept in memory while under CHUNK and spooled to disk beyond (`path`), and what the
+    proxy learnt of it on the way: its size, its last bytes (where the closing boundary is), known speakers."""
 
-    path: Path
-    size: int
     content_type: str
+    size: int = 0
+    body: bytes = b""  # the whole body when it stayed small (no file)
+    path: Path | None = None
+    tail: bytes = b""
     has_known: bool = False
 
-    def close_at(self) -> int | None:
+    def close_at(self, boundary: bytes) -> int | None:
         """Where its closing boundary (CRLF--boundary--) starts, or None when it has none to find."""
-        match = BOUNDARY.search(self.content_type)
-        if match is None:
-            return None
-        close = b"\r\n--" + match[1].encode() + b"--"
-        with self.path.open("rb") as f:
-            start = max(0, self.size - 4096)
-            f.seek(start)
-            at = f.read().rfind(close)
-        return None if at < 0 else start + at
+        at = self.tail.rfind(b"\r\n--" + boundary + b"--")
+        return None if at < 0 else self.size - len(self.tail) + at
 
     def with_fields(self, fields: list[tuple[str, str]]) -> tuple[bytes, int | None]:
         """The parts for `fields` and where they go (None: nowhere to put them, send the body as it is)."""
-        at = self.close_at() if fields else None
-        if at is None:
+        match = BOUNDARY.search(self.content_type)
+        at = self.close_at(match[1].encode()) if fields and match else None
+        if at is None or match is None:
             return b"", None
-        boundary = BOUNDARY.search(self.content_type)[1].encode()  # type: ignore[index]
+        boundary = match[1].encode()
         parts = b"".join(
             b"\r\n--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n'
             + value.encode()
@@ -156,11 +156,9 @@ class AudioProxy:
                 headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
             )
         self.active += 1
-        fd, name = tempfile.mkstemp(prefix="upload-", dir=self.settings.spool_dir)
-        os.close(fd)
-        spool = Path(name)
+        upload = Upload(content_type)
         try:
-            upload = await self._spool(request, Upload(spool, 0, content_type))
+            await self._spool(request, upload)
             if upload.size == 0:
                 return openai_error(400, "the request body is empty", "invalid_request_error", "empty_body")
             return await _unless_client_leaves(request, forward(upload))
@@ -170,7 +168,8 @@ class AudioProxy:
             return Response(status_code=499)
         finally:
             self.active -= 1
-            await anyio.Path(spool).unlink(missing_ok=True)  # sent already: upstream answers after the body
+            if upload.path:  # sent already: upstream answers after the body
+                await anyio.Path(upload.path).unlink(missing_ok=True)
 
     def _too_large(self) -> Response:
         return openai_error(
@@ -180,23 +179,37 @@ class AudioProxy:
             "file_too_large",
         )
 
-    async def _spool(self, request: Request, upload: Upload) -> Upload:
+    async def _spool(self, request: Request, upload: Upload) -> None:
+        """Read the body into `upload`: in memory until it reaches CHUNK, then to a file in CHUNK-sized writes."""
         pending = bytearray()
-        tail = b""  # the end of the last chunk, so a field name split across two chunks is still seen
-        async with await anyio.open_file(upload.path, "wb") as spool:
+        spool: AsyncFile[bytes] | None = None
+        try:
             async for chunk in request.stream():
                 upload.size += len(chunk)
                 if upload.size > self.max_bytes:
                     raise UploadTooLarge
-                upload.has_known = upload.has_known or KNOWN_FIELD in tail + chunk
-                tail = chunk[-len(KNOWN_FIELD) :]
+                # The tail of what came before, so a field name split across two chunks is still seen.
+                upload.has_known = upload.has_known or KNOWN_FIELD in upload.tail[-len(KNOWN_FIELD) :] + chunk
+                upload.tail = (upload.tail + chunk)[-TAIL:]
                 pending += chunk
                 if len(pending) >= CHUNK:
+                    if spool is None:
+                        upload.path = await anyio.to_thread.run_sync(self._new_spool_file)
+                        spool = await anyio.open_file(upload.path, "wb")
                     await spool.write(bytes(pending))
                     pending.clear()
-            if pending:
+            if spool is None:
+                upload.body = bytes(pending)
+            elif pending:
                 await spool.write(bytes(pending))
-        return upload
+        finally:
+            if spool is not None:
+                await spool.aclose()
+
+    def _new_spool_file(self) -> Path:
+        fd, name = tempfile.mkstemp(prefix="upload-", dir=self.settings.spool_dir)
+        os.close(fd)
+        return Path(name)
 
     def _known_speakers(self, upload: Upload) -> list[tuple[str, str]]:
         """The library's voices as form fields, unless the caller sent known speakers of its own."""
@@ -300,7 +313,7 @@ class AudioProxy:
         request = self.http.build_request(
             "POST",
             f"{base_url}{path}",
-            content=_read_chunks(upload.path, at, extra),
+            content=_read_chunks(upload, at, extra),
             headers={"content-type": upload.content_type, "content-length": length, **(auth or {})},
             timeout=self.timeout,
         )
@@ -525,9 +538,15 @@ async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Resp
     return Response(status_code=499)
 
 
-async def _read_chunks(path: Path, insert_at: int | None = None, extra: bytes = b"") -> AsyncIterator[bytes]:
-    """The file in CHUNK-sized reads, with `extra` put in at byte `insert_at`."""
-    async with await anyio.open_file(path, "rb") as spool:
+async def _read_chunks(upload: Upload, insert_at: int | None = None, extra: bytes = b"") -> AsyncIterator[bytes]:
+    """The body, from memory or in CHUNK-sized reads of its file, with `extra` put in at byte `insert_at`."""
+    if upload.path is None:
+        at = len(upload.body) if insert_at is None else insert_at
+        for part in (upload.body[:at], extra, upload.body[at:]):
+            if part:
+                yield part
+        return
+    async with await anyio.open_file(upload.path, "rb") as spool:
         if insert_at is not None:
             left = insert_at
             while left and (chunk := await spool.read(min(CHUNK, left))):

@@ -315,7 +315,7 @@ def test_a_flood_of_uploads_is_capped_and_never_starves_the_health_checks(make_s
         assert {r.status_code for r in refused} == {429}
         assert {r.json()["error"]["code"] for r in refused} == {"too_many_uploads"}
         assert int(refused[0].headers["retry-after"]) >= 1
-        assert len(list(settings.spool_dir.iterdir())) == 4, "only the four taken uploads are on disk"
+        assert not list(settings.spool_dir.iterdir()), "the four taken uploads are small: in memory, not on disk"
         with httpx.Client(base_url=server.url, timeout=10) as client:
             watched = watchdog_rounds(client, "parakeet", 5)
             status = client.get("/api/whisperx/status").json()

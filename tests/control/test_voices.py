@@ -5,6 +5,7 @@ WhisperX but never to the legacy service."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import wave
@@ -135,6 +136,7 @@ class RecordingWhisperx:
 
     def __init__(self) -> None:
         self.fields: list[list[tuple[str, str]]] = []
+        self.files: list[str] = []  # the sha256 of each upload's file
         self.names: list[str] = []  # what its answer calls the speakers
         self.app = FastAPI()
 
@@ -146,6 +148,7 @@ class RecordingWhisperx:
         async def transcribe(request: Request) -> JSONResponse:
             form = await request.form()
             self.fields.append([(k, v) for k, v in form.multi_items() if k != "file"])
+            self.files.append(hashlib.sha256(await form["file"].read()).hexdigest())  # type: ignore[union-attr]
             speakers = [{"id": n, "duration": 1.0, "name": n, "match": None} for n in self.names]
             return JSONResponse({**TRANSCRIPT, "speakers": speakers})
 
@@ -175,6 +178,22 @@ def test_whisperx_gets_the_voices_most_recently_used_first_and_the_caller_s_own_
     own = post_clip(server, **{"known_speaker_names[]": "Dave", "known_speaker_references[]": "data:audio/wav;base64,"})
     assert own.status_code == 200
     assert [v for k, v in fake.fields[-1] if k == "known_speaker_names[]"] == ["Dave"], "the caller's own, alone"
+
+
+def test_an_upload_past_a_mebibyte_goes_through_the_disk_with_the_voices_and_leaves_nothing(
+    control, serve, audio: Path
+):
+    """Small uploads stay in memory; a large one is spooled to a file and the voices go in before its end."""
+    fake = RecordingWhisperx()
+    server, data_dir = control(whisperx_url=serve(fake.app).url)
+    assert add(server, "Alice", audio / "sentence.wav").status_code == 201
+    recording = DEEP_CHECK_CLIP.read_bytes() + bytes(range(256)) * (3 << 12)  # 3 MiB more: one file on disk
+    answer = httpx.post(f"{server.url}/api/audio/transcribe-with-speakers", data={"language": "en"}, timeout=60,
+                        files={"file": ("long.wav", recording, "audio/wav")})  # fmt: skip
+    assert answer.status_code == 200
+    assert fake.files == [hashlib.sha256(recording).hexdigest()], "the recording arrived byte for byte"
+    assert ("language", "en") in fake.fields[-1] and ("known_speaker_names[]", "Alice") in fake.fields[-1]
+    assert not list((data_dir / "spool").iterdir()), "its spooled file is gone"
 
 
 def test_the_legacy_service_gets_the_upload_without_voices(control, standin, audio: Path, tmp_path: Path):
