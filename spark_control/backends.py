@@ -10,8 +10,9 @@ its inventory host name, so the install log's `[whisperx@host]` and its per-host
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,8 @@ class Backend:
             http, f"{address.url}/health", settings.health_timeout_s, settings.health_cache_s, whisperx_alive
         )
         self.container = self._load()
-        self.in_flight = 0  # requests the proxy has sent here and not finished relaying
-        self._counted = (math.nan, 0)  # (the health sample's time, in_flight when the proxy first read it)
+        self._sent: list[float] = []  # when each request the proxy is relaying here was sent
+        self._done: list[tuple[float, float]] = []  # (sent, finished) of the ones that ended since the last probe
 
     @property
     def name(self) -> str:
@@ -137,15 +138,33 @@ class Backend:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     # -- load, for the proxy's choice -------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Requests the proxy has sent here and not finished relaying."""
+        return len(self._sent)
+
+    def sending(self) -> float:
+        """Count a request sent now; give what this returns to finished() when it ends."""
+        at = time.monotonic()
+        self._sent.append(at)
+        return at
+
+    def finished(self, sent_at: float) -> None:
+        with contextlib.suppress(ValueError):
+            self._sent.remove(sent_at)
+            self._done.append((sent_at, time.monotonic()))
+
     def load(self, sample: HealthSample) -> int:
-        """Requests running plus waiting: the backend's own count at its last /health, corrected by what the
-        proxy sent there (or saw finish) since, so a burst spreads before the next probe."""
+        """Requests running plus waiting: the backend's own count at its last /health, plus what the proxy sent
+        there after that probe, minus what it saw finish since of what it had sent before, so a burst spreads
+        before the next probe; never less than what the proxy has there itself."""
         queue = (sample.body or {}).get("queue") or {}
         reported = _count(queue.get("running")) + _count(queue.get("waiting"))
-        if self._counted[0] != sample.monotonic:
-            self._counted = (sample.monotonic, self.in_flight)
-        # Never below what the proxy has there itself: one sent just before the probe may not be admitted yet.
-        return max(self.in_flight, reported + self.in_flight - self._counted[1])
+        probed = sample.monotonic
+        self._done = [(sent, ended) for sent, ended in self._done if ended >= probed]
+        newer = sum(1 for sent in self._sent if sent >= probed)
+        gone = sum(1 for sent, _ in self._done if sent < probed)
+        return max(self.in_flight, reported + newer - gone)
 
     @staticmethod
     def full(sample: HealthSample) -> bool:

@@ -103,6 +103,7 @@ class Taken:
     response: httpx.Response | None
     backend: Backend | None
     reason: str | None
+    sent_at: float | None = None  # what backend.sending() gave: it counts there until released or relayed
 
 
 def openai_error(status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -234,7 +235,8 @@ class AudioProxy:
         if isinstance(outcome, Response):
             return outcome
         if outcome.response is not None:
-            return self._relay(outcome.response, outcome.backend, None, self._note_names if voices else None)
+            return self._relay(outcome.response, outcome.backend, None, self._note_names if voices else None,
+                               outcome.sent_at)  # fmt: skip
         reason = outcome.reason or reason
         if backends:
             log.warning("retrying on the legacy service: %s", reason)
@@ -262,11 +264,11 @@ class AudioProxy:
         refusal: Taken | None = None
         reason = None
         for backend in backends:
-            backend.in_flight += 1
+            sent_at = backend.sending()
             try:
                 response = await self._send(backend.url, upload, backend.auth_headers(), path, fields)
             except httpx.ReadTimeout:
-                backend.in_flight -= 1
+                backend.finished(sent_at)
                 return openai_error(
                     504,
                     f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
@@ -276,27 +278,30 @@ class AudioProxy:
                     headers={"X-ASR-Backend": backend.name},
                 )
             except httpx.TransportError as exc:
-                backend.in_flight -= 1
+                backend.finished(sent_at)
                 reason = f"{backend.name} failed: {type(exc).__name__}"
                 backend.probe.forget()  # its last "ready" predates this failure
                 continue
             if response.status_code < 500 and response.status_code != 429:
-                if refusal and refusal.response:
-                    await self._release(refusal.backend, refusal.response)
-                return Taken(response, backend, None)
+                if refusal:
+                    await self._release(refusal)
+                return Taken(response, backend, None, sent_at)
             reason = f"{backend.name} answered HTTP {response.status_code}"
             if response.status_code in (429, 507) and refusal is None:
-                refusal = Taken(response, backend, reason)
+                refusal = Taken(response, backend, reason, sent_at)
                 continue
-            await self._release(backend, response)
+            await self._release(Taken(response, backend, reason, sent_at))
             if response.status_code == 503:
                 backend.probe.forget()
         return refusal or Taken(None, None, reason)
 
-    async def _release(self, backend: Backend | None, response: httpx.Response) -> None:
-        if backend is not None:
-            backend.in_flight -= 1
-        await response.aclose()
+    @staticmethod
+    async def _release(taken: Taken) -> None:
+        """Close an answer that will not be relayed; its request no longer counts on its backend."""
+        if taken.backend is not None and taken.sent_at is not None:
+            taken.backend.finished(taken.sent_at)
+        if taken.response is not None:
+            await taken.response.aclose()
 
     async def _send(
         self,
@@ -339,11 +344,11 @@ class AudioProxy:
         response, backend = outcome.response, outcome.backend
         if response.status_code == 202:  # the job's id, kept with the backend that holds it
             body = await response.aread()
-            await self._release(backend, response)
+            await self._release(outcome)
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.job_backends.remember(json.loads(body)["id"], backend.url)
             return Response(body, 202, media_type="application/json", headers={"X-ASR-Backend": backend.name})
-        return self._relay(response, backend, None)
+        return self._relay(response, backend, None, sent_at=outcome.sent_at)
 
     def _holder(self, job_id: str) -> Backend:
         """The backend that holds a job: where spark-control sent it, else the first."""
@@ -374,7 +379,7 @@ class AudioProxy:
             backend.probe.forget()
             return self._jobs_down(f"{backend.name}: {type(exc).__name__}")
         teed = path.endswith("/result") and request.query_params.get("format", "json") == "json"
-        return self._relay(response, backend, None, self._note_names if teed else None, count=False)
+        return self._relay(response, backend, None, self._note_names if teed else None)
 
     async def _list_jobs(self, request: Request) -> Response:
         """GET /api/audio/jobs with several backends: their lists merged, newest first."""
@@ -457,11 +462,11 @@ class AudioProxy:
         backend: Backend | None,
         reason: str | None,
         on_json: Callable[[bytes], None] | None = None,
-        count: bool = True,
+        sent_at: float | None = None,
     ) -> Response:
         """Stream `response` back from `backend` (None: the legacy service); `on_json` gets the whole body too
-        when it is a JSON success (TEED_MAX). Until the last byte is relayed the request counts in the backend's
-        `in_flight` (taken by the sender; `count=False` for reads that never took one)."""
+        when it is a JSON success (TEED_MAX). A request the sender counted on its backend (`sent_at`) counts
+        until the last byte is relayed."""
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
         headers["X-ASR-Backend"] = backend.name if backend else "legacy"
         if reason:
@@ -482,8 +487,8 @@ class AudioProxy:
                 if teed is not None and on_json:
                     on_json(bytes(teed))
             finally:
-                if backend is not None and count:
-                    backend.in_flight -= 1
+                if backend is not None and sent_at is not None:
+                    backend.finished(sent_at)
                 with contextlib.suppress(Exception):
                     await response.aclose()
 
