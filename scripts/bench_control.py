@@ -520,7 +520,8 @@ so a by configured order) and, for reference, the one-backend spark-control's `G
 alone: a sync route, no upstream); the order rotates from round to round, the health cache is the default
 2 s, and every client keeps its connection alive. The fakes answer at once, so a proxied request's time is
 two HTTP hops, the upload held and sent again (in memory: it is under 1 MiB), and the routing. Added = the
-proxied request's time minus the direct request's time of the same round. Load average (1 min) when the rounds began and ended:
+proxied request's time minus the direct request's time of the same round. Load average (1 min) when the
+rounds began and ended:
 {lat["load_before"]} and {lat["load_after"]} on {os.cpu_count()} cores (other work shares this machine).
 
 | through spark-control | p50 ms | p95 ms | max ms | added p50 ms | added p95 ms | added max ms |
