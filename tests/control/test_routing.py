@@ -13,8 +13,9 @@ import pytest
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from tests.control.helpers import AUTH, LiveServer, wait_for_job
+from tests.control.helpers import AUTH, LiveServer, wait_for_job, wait_until
 from tests.control.test_proxy import FakeWhisperx, legacy_requests, post_clip
+from tests.control.test_services import services_by_name, watchdog_rounds
 
 
 class Backend(FakeWhisperx):
@@ -218,3 +219,29 @@ def test_a_host_that_fails_its_install_ends_the_rollout_before_the_next(make_set
         events = client.get(f"/api/whisperx/install/{job}/stream").text
     assert done["state"] == "failed" and done["hosts"] == {first: "failed"}, "the second host was never touched"
     assert f'"host":"{first}"' in events and second not in events, "each line says which host it is about"
+
+
+def test_the_watchdog_restarts_only_the_backend_that_fails(make_settings, serve, pair):
+    _, b, a_server, b_server = pair
+    first, second = names(a_server, b_server)
+    settings = two_backends(
+        make_settings,
+        a_server,
+        b_server,
+        watchdog_enabled=True,
+        watchdog_interval_s=0.2,
+        watchdog_failures=2,
+        watchdog_backoff_s=60,
+        watchdog_start_grace_s=0,
+    )
+    server = serve(settings)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        wait_for_job(client, client.post("/api/whisperx/install", headers=AUTH).json()["job_id"])
+        assert watchdog_rounds(client, second, 3)["restarts"] == [], "healthy: watched, left alone"
+        b.health = {**b.health, "status": "error", "error": "CUDA error: an illegal memory access"}
+        restart = wait_until(lambda: services_by_name(client)[second]["watchdog"]["restarts"], 30)[0]
+        spared = watchdog_rounds(client, first, 3)
+        job = client.get(f"/api/jobs/{restart['job_id']}").json()
+    assert restart["reason"].startswith("2 failed health checks in a row")
+    assert job["target"] == second and job["trigger"] == "watchdog"
+    assert spared["restarts"] == [] and spared["consecutive_failures"] == 0
