@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -105,3 +106,17 @@ def repeat_wav(source: Path, target: Path, times: int) -> Path:
         out.setparams(params)
         out.writeframes(frames * times)
     return target
+
+
+def cpu_whisperx(model_bundle: Path) -> dict[str, Any]:
+    """The settings every real WhisperX install in these tests shares: the offline bundle's tiny.en on the
+    CPU image built FROM the local base, with this machine's extra CA certificates."""
+    certs = os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split()
+    return {
+        "whisperx_model_bundle": model_bundle,
+        "whisperx_bundle_model": "tiny.en",
+        "whisperx_base_image": os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
+        "whisperx_gpus": "",
+        "whisperx_memory": "4g",
+        "whisperx_extra_ca_certs": [p for p in certs if Path(p).exists()],
+    }

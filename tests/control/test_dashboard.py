@@ -29,7 +29,16 @@ from spark_control.main import create_app
 from spark_control.runner.phases import INSTALL_PHASES
 from spark_control.security import SESSION_COOKIE
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, client_for, repeat_wav, wait_for_job, wait_until
+from tests.control.helpers import (
+    API_TOKEN,
+    AUTH,
+    LiveServer,
+    client_for,
+    cpu_whisperx,
+    repeat_wav,
+    wait_for_job,
+    wait_until,
+)
 
 browser_test = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -742,9 +751,6 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
     """The real playbooks over SSH, the real image, tiny.en on the CPU: what an operator does on day one."""
     from playwright.sync_api import expect
 
-    extra_certs = [
-        p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
-    ]
     settings = Settings(
         spark2_host=gpu_host["SSH_HOST"],
         spark2_user=gpu_host["SSH_USER"],
@@ -752,12 +758,7 @@ def test_a_real_install_from_the_banner_then_two_speakers_then_remove(
         ssh_key=Path(gpu_host["SSH_KEY"]),
         whisperx_container=WHISPERX_CONTAINER,
         whisperx_port=WHISPERX_PORT,
-        whisperx_model_bundle=model_bundle,
-        whisperx_bundle_model="tiny.en",
-        whisperx_base_image=os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
-        whisperx_gpus="",
-        whisperx_memory="4g",
-        whisperx_extra_ca_certs=extra_certs,
+        **cpu_whisperx(model_bundle),
         whisperx_env={"WHISPERX_WINDOW_S": "60"},  # the long recording below is four windows
         legacy_asr_url=spark2["parakeet"].url,
         magpie_url=spark2["magpie"].url,

@@ -28,7 +28,7 @@ from spark_control.config import Settings
 from spark_control.inventory import whisperx_backends
 from spark_control.main import create_app
 from spark_control.services import DEEP_CHECK_CLIP, DEEP_CHECK_TEXT, word_match
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, read_until, repeat_wav, wait_until
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, cpu_whisperx, read_until, repeat_wav, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -121,9 +121,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
     docker("rm", "-f", WHISPERX, check=False)
     docker("volume", "rm", "-f", "whisperx-jobs", check=False)  # the role's job volume: no earlier run's jobs
 
-    extra_certs = [
-        p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
-    ]
     settings = Settings(
         spark2_host=host["SSH_HOST"],
         spark2_user=host["SSH_USER"],
@@ -131,12 +128,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         ssh_key=Path(host["SSH_KEY"]),
         whisperx_container=WHISPERX,
         whisperx_port=PORTS[WHISPERX],
-        whisperx_model_bundle=model_bundle,
-        whisperx_bundle_model="tiny.en",
-        whisperx_base_image=os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
-        whisperx_gpus="",
-        whisperx_memory="4g",
-        whisperx_extra_ca_certs=extra_certs,
+        **cpu_whisperx(model_bundle),
         whisperx_env={"WHISPERX_QUEUE_LIMIT": str(QUEUE_FULL["limit"])},
         legacy_asr_url=f"http://127.0.0.1:{PORTS[PARAKEET]}",
         parakeet_container=PARAKEET,

@@ -26,7 +26,7 @@ import pytest
 from spark_control.config import Settings
 from spark_control.inventory import whisperx_backends
 from spark_control.main import create_app
-from tests.control.helpers import API_TOKEN, AUTH, LiveServer, repeat_wav, wait_for_job, wait_until
+from tests.control.helpers import API_TOKEN, AUTH, LiveServer, cpu_whisperx, repeat_wav, wait_for_job, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +102,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         STANDIN_IMAGE,
     )  # fmt: skip
     first = hosts["ctl-gpu-a"]
-    extra_certs = [
-        p for p in os.environ.get("EXTRA_CA_CERTS", "/usr/local/share/ca-certificates").split() if Path(p).exists()
-    ]
     settings = Settings(
         spark2_host=first["SSH_HOST"],
         spark2_user=first["SSH_USER"],
@@ -112,12 +109,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path, audio: Pat
         ssh_key=Path(first["SSH_KEY"]),
         whisperx_hosts=",".join(f"{address}:{port}" for address, port in zip(HOSTS.values(), PORTS, strict=True)),
         whisperx_container="ctl-wx",
-        whisperx_model_bundle=model_bundle,
-        whisperx_bundle_model="tiny.en",
-        whisperx_base_image=os.environ.get("BASE_IMAGE_LOCAL", "spark-inference/debian:bookworm"),
-        whisperx_gpus="",
-        whisperx_memory="4g",
-        whisperx_extra_ca_certs=extra_certs,
+        **cpu_whisperx(model_bundle),
         whisperx_env={"WHISPERX_QUEUE_LIMIT": str(QUEUE_LIMIT)},
         legacy_asr_url=f"http://127.0.0.1:{LEGACY_PORT}",
         api_token=API_TOKEN,
