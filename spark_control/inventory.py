@@ -34,12 +34,13 @@ def single_host_name(settings: Settings) -> str:
     Fixed aliases, never the address: a host named 127.0.0.1 or localhost would capture the role's
     `delegate_to: localhost` controller tasks and run them over SSH on the target.
     """
-    same = (settings.whisperx_host, settings.whisperx_user, settings.whisperx_ssh_port) == (
+    (host, _), *others = settings.whisperx_endpoints
+    same = (host, settings.whisperx_user, settings.whisperx_ssh_port) == (
         settings.spark2_host,
         settings.spark2_user,
         settings.spark2_ssh_port,
     )
-    return SPARK2_HOST if same and len(settings.whisperx_endpoints) == 1 else WHISPERX_HOST
+    return SPARK2_HOST if same and not others else WHISPERX_HOST
 
 
 def whisperx_backends(settings: Settings) -> list[BackendAddress]:

@@ -59,6 +59,9 @@ BUSY_RETRY_AFTER_S = 5
 KNOWN_FIELD = b'name="known_speaker_'  # a caller that names its own known speakers gets no library voices
 BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 TEED_MAX = 32 << 20  # a JSON answer up to this size is read for the voices it named
+JOB_ID = re.compile(r"job_[0-9a-f]{16}")  # the service's job ids
+LIST_PAGE_MAX = 100  # the service's largest page of jobs
+LIST_PAGES_PER_BACKEND = 10  # a merged list reads at most this many pages of one backend
 
 
 @dataclass
@@ -257,43 +260,52 @@ class AudioProxy:
     ) -> Taken | Response:
         """Send the upload to each backend in turn until one takes it.
 
-        Moves on after a refused, reset or dropped connection and after a 5xx (the backend is not working on
-        it); a refusal for want of room (429, 507) is kept and relayed when no other backend takes the work.
-        A read timeout ends it with a 504: the backend may still be working, and must not get a twin.
+        Moves on after a refused, reset or dropped connection, a 5xx (the backend is not working on it) and a
+        401/403 (spark-control's copy of its API key is stale: the status playbook fetches it again); a refusal
+        for want of room (429, 507) is kept and relayed when no other backend takes the work. A read timeout
+        ends it with a 504: the backend may still be working, and must not get a twin. Whatever is not handed
+        back (an answer not relayed, a caller gone) stops counting on its backend here.
         """
         refusal: Taken | None = None
         reason = None
-        for backend in backends:
-            sent_at = backend.sending()
-            try:
-                response = await self._send(backend.url, upload, backend.auth_headers(), path, fields)
-            except httpx.ReadTimeout:
-                backend.finished(sent_at)
-                return openai_error(
-                    504,
-                    f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
-                    "(SPARK_CONTROL_PROXY_READ_TIMEOUT); it may still be transcribing",
-                    "server_error",
-                    "upstream_timeout",
-                    headers={"X-ASR-Backend": backend.name},
-                )
-            except httpx.TransportError as exc:
-                backend.finished(sent_at)
-                reason = f"{backend.name} failed: {type(exc).__name__}"
-                backend.probe.forget()  # its last "ready" predates this failure
-                continue
-            if response.status_code < 500 and response.status_code != 429:
-                if refusal:
-                    await self._release(refusal)
-                return Taken(response, backend, None, sent_at)
-            reason = f"{backend.name} answered HTTP {response.status_code}"
-            if response.status_code in (429, 507) and refusal is None:
-                refusal = Taken(response, backend, reason, sent_at)
-                continue
-            await self._release(Taken(response, backend, reason, sent_at))
-            if response.status_code == 503:
-                backend.probe.forget()
-        return refusal or Taken(None, None, reason)
+        try:
+            for backend in backends:
+                sent_at = backend.sending()
+                try:
+                    response = await self._send(backend.url, upload, backend.auth_headers(), path, fields)
+                except BaseException as exc:  # a failure, or the task canceled because the caller left
+                    backend.finished(sent_at)
+                    if isinstance(exc, httpx.ReadTimeout):
+                        return openai_error(
+                            504,
+                            f"WhisperX did not answer within {self.settings.proxy_read_timeout_s:g} s "
+                            "(SPARK_CONTROL_PROXY_READ_TIMEOUT); it may still be transcribing",
+                            "server_error",
+                            "upstream_timeout",
+                            headers={"X-ASR-Backend": backend.name},
+                        )
+                    if not isinstance(exc, httpx.TransportError):
+                        raise
+                    reason = f"{backend.name} failed: {type(exc).__name__}"
+                    backend.probe.forget()  # its last "ready" predates this failure
+                    continue
+                status = response.status_code
+                if status < 500 and status not in (401, 403, 429):
+                    return Taken(response, backend, None, sent_at)
+                reason = f"{backend.name} answered HTTP {status}"
+                if status in (429, 507) and refusal is None:
+                    refusal = Taken(response, backend, reason, sent_at)
+                    continue
+                await self._release(Taken(response, backend, reason, sent_at))
+                if status == 503:
+                    backend.probe.forget()
+                elif status in (401, 403):
+                    self.whisperx.refresh_soon()
+            kept, refusal = refusal, None
+            return kept or Taken(None, None, reason)
+        finally:
+            if refusal is not None:  # another backend took it, or no one will hear of it
+                await self._release(refusal)
 
     @staticmethod
     async def _release(taken: Taken) -> None:
@@ -343,24 +355,37 @@ class AudioProxy:
             return self._jobs_down(outcome.reason or "no backend took it")
         response, backend = outcome.response, outcome.backend
         if response.status_code == 202:  # the job's id, kept with the backend that holds it
-            body = await response.aread()
-            await self._release(outcome)
+            try:
+                body = await response.aread()
+            finally:
+                await self._release(outcome)
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.job_backends.remember(json.loads(body)["id"], backend.url)
             return Response(body, 202, media_type="application/json", headers={"X-ASR-Backend": backend.name})
         return self._relay(response, backend, None, sent_at=outcome.sent_at)
 
-    def _holder(self, job_id: str) -> Backend:
-        """The backend that holds a job: where spark-control sent it, else the first."""
-        url = self.job_backends.backend(job_id, self.whisperx.backends[0].url)
-        return self.whisperx.backend_at(url) or self.whisperx.backends[0]
+    async def _holder(self, job_id: str) -> Backend:
+        """The backend that holds a job: where spark-control sent or listed it, else the first that knows it."""
+        backends = self.whisperx.backends
+        known = self.whisperx.backend_at(self.job_backends.backend(job_id, ""))
+        if known is not None or len(backends) == 1:
+            return known or backends[0]
+        for backend in backends:
+            with contextlib.suppress(httpx.HTTPError):
+                answer = await self.http.get(
+                    f"{backend.url}{JOBS_PATH}/{job_id}", headers=backend.auth_headers(), timeout=10.0
+                )
+                if answer.status_code == 200:
+                    self.job_backends.remember(job_id, backend.url)
+                    return backend
+        return backends[0]
 
     async def job_request(self, request: Request, method: str, path: str) -> Response:
         """One read or delete of the job API, streamed back as the backend holding the job answers it (events
         included); the list merges every backend's."""
         if not path and len(self.whisperx.backends) > 1:
             return await self._list_jobs(request)
-        backend = self._holder(path.strip("/").split("/", 1)[0]) if path else self.whisperx.backends[0]
+        backend = await self._holder(path.strip("/").split("/", 1)[0]) if path else self.whisperx.backends[0]
         if refusal := await self._jobs_unavailable(backend):
             return refusal
         headers = {**backend.auth_headers(), "accept": request.headers.get("accept", "*/*")}
@@ -382,45 +407,60 @@ class AudioProxy:
         return self._relay(response, backend, None, self._note_names if teed else None)
 
     async def _list_jobs(self, request: Request) -> Response:
-        """GET /api/audio/jobs with several backends: their lists merged, newest first."""
+        """GET /api/audio/jobs with several backends: their lists merged, newest first, `after` and `has_more`
+        meaning what they mean on one backend."""
         backends = self.whisperx.backends
         limit = request.query_params.get("limit", "20")
-        after = request.query_params.get("after")
+        if not limit.isdigit() or not 1 <= int(limit) <= LIST_PAGE_MAX:
+            return openai_error(
+                400, f"limit must be a whole number from 1 to {LIST_PAGE_MAX}", "invalid_request_error", "invalid_limit"
+            )
+        wanted, after = int(limit), request.query_params.get("after")
+        if after is not None and not JOB_ID.fullmatch(after):
+            return openai_error(400, "after must be a job id (job_ and 16 hex digits)", "invalid_request_error",
+                                "invalid_after")  # fmt: skip
         samples = await asyncio.gather(*(b.probe.check() for b in backends))
         alive = [b for b, sample in zip(backends, samples, strict=True) if whisperx_unready(sample) is None]
         if not alive:
             return self._jobs_down("no WhisperX backend is ready")
-        before: int | None = None
+        before: tuple[Any, str] | None = None  # (created_at, id) of the `after` job: the list goes on below it
         if after:
-            holder = self._holder(after)
-            answer = await self.job_call("GET", after, "", backend=holder)
+            answer = await self.job_call("GET", after, "")
             if isinstance(answer, Response):
                 return answer
             if answer.status_code != 200:
                 return Response(answer.content, answer.status_code, media_type="application/json")
-            before = answer.json().get("created_at")
+            before = (answer.json().get("created_at", 0), after)
 
-        async def page(backend: Backend) -> tuple[list[dict[str, Any]], bool]:
-            holds_after = after and backend.url == self.job_backends.backend(after, "")
-            params = {"limit": limit, "after": after} if holds_after else {"limit": limit}
-            try:
-                answer = await self.http.get(
-                    f"{backend.url}{JOBS_PATH}", params=params, headers=backend.auth_headers(), timeout=30.0
-                )
-                body = answer.json() if answer.status_code == 200 else {}
-            except (httpx.HTTPError, ValueError):
-                return [], False
-            items = [j for j in body.get("data", []) if isinstance(j, dict)]
-            older = [j for j in items if before is None or (j.get("created_at", 0) <= before and j.get("id") != after)]
-            return older, bool(body.get("has_more"))
+        def order(job: dict[str, Any]) -> tuple[Any, str]:
+            return job.get("created_at", 0), str(job.get("id", ""))
 
-        pages = await asyncio.gather(*(page(b) for b in alive))
-        merged = sorted(
-            (j for items, _ in pages for j in items),
-            key=lambda j: (j.get("created_at", 0), j.get("id", "")),
-            reverse=True,
+        async def older(backend: Backend) -> tuple[list[dict[str, Any]], bool]:
+            """Up to `wanted` + 1 of its jobs below `before`, newest first, and whether it holds more."""
+            found: list[dict[str, Any]] = []
+            cursor = None
+            for _ in range(LIST_PAGES_PER_BACKEND):
+                params = {"limit": str(LIST_PAGE_MAX), **({"after": cursor} if cursor else {})}
+                try:
+                    answer = await self.http.get(
+                        f"{backend.url}{JOBS_PATH}", params=params, headers=backend.auth_headers(), timeout=30.0
+                    )
+                    body = answer.json() if answer.status_code == 200 else {}
+                except (httpx.HTTPError, ValueError):
+                    return found, False
+                page = [j for j in body.get("data", []) if isinstance(j, dict)]
+                found += [j for j in page if before is None or order(j) < before]
+                more = bool(body.get("has_more"))
+                if len(found) > wanted or not more or not page:
+                    return found[: wanted + 1], more or len(found) > wanted
+                cursor = str(page[-1].get("id", ""))
+            return found[: wanted + 1], True
+
+        pages = await asyncio.gather(*(older(b) for b in alive))
+        merged = sorted((j for jobs, _ in pages for j in jobs), key=order, reverse=True)
+        self.job_backends.remember_all(
+            [(str(j["id"]), b.url) for b, (jobs, _) in zip(alive, pages, strict=True) for j in jobs if "id" in j]
         )
-        wanted = int(limit) if limit.isdigit() else 20
         more = len(merged) > wanted or any(more for _, more in pages)
         names = ",".join(b.name for b in alive)
         return JSONResponse(
@@ -431,7 +471,7 @@ class AudioProxy:
         self, method: str, job_id: str, path: str, body: dict | None = None, backend: Backend | None = None
     ) -> httpx.Response | Response:
         """One small call on a job, read whole (a clip, a rename); the 503 refusal when its backend is not there."""
-        backend = backend or self._holder(job_id)
+        backend = backend or await self._holder(job_id)
         if refusal := await self._jobs_unavailable(backend):
             return refusal
         url = f"{backend.url}{JOBS_PATH}/{job_id}{path}"
@@ -477,22 +517,37 @@ class AudioProxy:
 
         async def body() -> AsyncIterator[bytes]:
             nonlocal teed
-            try:
-                async for chunk in response.aiter_raw():
-                    if teed is not None and len(teed) + len(chunk) > TEED_MAX:
-                        teed = None
-                    elif teed is not None:
-                        teed += chunk
-                    yield chunk
-                if teed is not None and on_json:
-                    on_json(bytes(teed))
-            finally:
-                if backend is not None and sent_at is not None:
-                    backend.finished(sent_at)
-                with contextlib.suppress(Exception):
-                    await response.aclose()
+            async for chunk in response.aiter_raw():
+                if teed is not None and len(teed) + len(chunk) > TEED_MAX:
+                    teed = None
+                elif teed is not None:
+                    teed += chunk
+                yield chunk
+            if teed is not None and on_json:
+                on_json(bytes(teed))
 
-        return StreamingResponse(body(), status_code=response.status_code, headers=headers)
+        async def close() -> None:
+            if backend is not None and sent_at is not None:
+                backend.finished(sent_at)
+            with contextlib.suppress(Exception):
+                await response.aclose()
+
+        return RelayedResponse(body(), close, status_code=response.status_code, headers=headers)
+
+
+class RelayedResponse(StreamingResponse):
+    """A streamed answer that runs `on_close` once it is over, however it ends: sent whole, cut off by the
+    caller, or never started (a caller gone between the upstream answer and the first byte)."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.on_close()
 
 
 class JobBackends:
@@ -510,7 +565,13 @@ class JobBackends:
             self._where = {}
 
     def remember(self, job_id: str, backend: str) -> None:
-        self._where[job_id] = backend
+        self.remember_all([(job_id, backend)])
+
+    def remember_all(self, found: list[tuple[str, str]]) -> None:
+        changed = [(job_id, backend) for job_id, backend in found if self._where.get(job_id) != backend]
+        if not changed:
+            return
+        self._where.update(changed)
         while len(self._where) > self.KEPT:
             del self._where[next(iter(self._where))]
         write_private(self.path, json.dumps(self._where))

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from spark_control.backends import Backend, ContainerState
+from spark_control.backends import Backend, BackendAddress, ContainerState
 from spark_control.config import Settings, write_private
 from spark_control.health import HealthSample, is_whisperx_health, whisperx_ready
 from spark_control.inventory import whisperx_backends
@@ -70,7 +70,9 @@ class WhisperxMonitor:
     def __init__(self, settings: Settings, jobs: JobManager, http: httpx.AsyncClient):
         self.settings = settings
         self.jobs = jobs
-        self.backends = [Backend(address, http, settings) for address in whisperx_backends(settings)]
+        addresses = whisperx_backends(settings)
+        _adopt_single_backend_files(settings, addresses)
+        self.backends = [Backend(address, http, settings) for address in addresses]
         self._by_inventory_name = {b.address.inventory_name: b for b in self.backends}
         self._tasks: set[asyncio.Task[None]] = set()
         self._rollback_after: set[str] = set()  # canceled installs whose rollback starts once they are finished
@@ -130,11 +132,14 @@ class WhisperxMonitor:
                 self._note(backend, record, None, record.result.get("service_result"))
         elif record.kind in ("install", "remove", "status", "rollback"):
             by_host = record.result.get("whisperx_status_by_host")
+            by_host = by_host if isinstance(by_host, dict) else {}
             single = record.result.get("whisperx_status")
             for backend in self.backends:
-                reported = by_host.get(backend.address.inventory_name) if isinstance(by_host, dict) else None
-                if reported is None and len(self.backends) == 1:
-                    reported = single
+                here = backend.address.inventory_name
+                reported = by_host.get(here, single if len(self.backends) == 1 else None)
+                reached = here in record.hosts or here in by_host or here in record.unreachable
+                if record.kind == "install" and len(self.backends) > 1 and not reached:
+                    continue  # a rollout that stopped before this host: nothing was learnt of it
                 self._note(backend, record, reported, None)
 
     def _note(self, backend: Backend, record: JobRecord, reported: Any, action: Any) -> None:
@@ -160,7 +165,7 @@ class WhisperxMonitor:
         elif record.state != "successful":
             state.error = record.error or f"{record.kind} job {record.state}"
             if record.kind in ("install", "remove"):
-                self._refresh_soon()  # a failed install rolled back to something: look at what is there
+                self.refresh_soon()  # a failed install rolled back to something: look at what is there
         else:
             return
         state.host_reachable = not unreachable
@@ -169,7 +174,8 @@ class WhisperxMonitor:
         state.job_id = record.id
         backend.save()
 
-    def _refresh_soon(self) -> None:
+    def refresh_soon(self) -> None:
+        """Look at the containers again (the status playbook, in the background), unless a job already is."""
         if not any(t.get_name() == "whisperx-refresh" for t in self._tasks):
             self._spawn(self._refresh(), "whisperx-refresh")
 
@@ -299,6 +305,20 @@ class WhisperxMonitor:
             return bool(self.jobs.holding(STATUS_LOCK))
         await self._refresh()
         return True
+
+
+def _adopt_single_backend_files(settings: Settings, addresses: list[BackendAddress]) -> None:
+    """From one backend to several: the one at WHISPERX_HOST:WHISPERX_PORT keeps the API key copy and the container
+    state the single backend had, so requests to it carry its key before any playbook has run again."""
+    if len(addresses) < 2:
+        return
+    key, state = settings.secrets_dir / "whisperx-api-key", settings.data_dir / "state" / "whisperx.json"
+    for address in addresses:
+        if (address.host, address.port) != (settings.whisperx_host, settings.whisperx_port):
+            continue
+        for old, new in ((key, address.api_key_path), (state, address.state_path)):
+            if old.is_file() and not new.exists():
+                write_private(new, old.read_text())
 
 
 def _age_s(container: ContainerState) -> float | None:

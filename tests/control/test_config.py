@@ -125,6 +125,23 @@ def test_one_login_on_one_machine_is_one_inventory_host(env: pytest.MonkeyPatch)
     assert list(groups["spark2"]["hosts"]) == list(groups["whisperx_hosts"]["hosts"]) == ["spark2-host"]
 
 
+def test_one_backend_named_in_whisperx_hosts_is_its_own_inventory_host(env: pytest.MonkeyPatch):
+    """WHISPERX_HOSTS with one entry elsewhere than Spark 2 must not take over Spark 2's host (its services)."""
+    env.setenv("WHISPERX_HOSTS", "gpu1.lan:9002")
+    groups = build_inventory(Settings())["all"]["children"]
+    assert groups["spark2"]["hosts"]["spark2-host"]["ansible_host"] == "spark2.lan"
+    assert groups["whisperx_hosts"]["hosts"] == {
+        "whisperx-host": {
+            "ansible_host": "gpu1.lan",
+            "ansible_port": 22,
+            "ansible_user": "ops",
+            "whisperx_container_name": "whisperx-asr",
+            "whisperx_port": 9002,
+            "whisperx_api_key_dest": str(Settings().secrets_dir / "whisperx-api-key"),
+        }
+    }
+
+
 def test_several_gpu_hosts_are_one_backend_and_one_inventory_host_each(env: pytest.MonkeyPatch):
     """WHISPERX_HOSTS: each host[:port] is a backend named whisperx@host; one on a port of its own (two backends on
     one engine) also gets a container and jobs volume of its own."""

@@ -4,6 +4,7 @@ it fails, the legacy service only when none can; each backend is its own managed
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from spark_control.config import write_private
 from tests.control.helpers import AUTH, LiveServer, wait_for_job, wait_until
 from tests.control.test_proxy import FakeWhisperx, legacy_requests, post_clip
 from tests.control.test_services import services_by_name, watchdog_rounds
@@ -26,6 +28,7 @@ class Backend(FakeWhisperx):
         self.name = name
         self.gate: threading.Event | None = None
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.keys: list[str | None] = []  # the Authorization each transcription came with
         transcribe = next(
             r for r in self.app.router.routes if getattr(r, "path", "") == "/v1/audio/transcribe-with-speakers"
         )
@@ -34,6 +37,7 @@ class Backend(FakeWhisperx):
 
         @self.app.post("/v1/audio/transcribe-with-speakers")
         async def held(request: Request) -> JSONResponse:
+            self.keys.append(request.headers.get("authorization"))
             if self.gate is not None:
                 await asyncio.to_thread(self.gate.wait, 30)
             return await answer(request)
@@ -47,8 +51,10 @@ class Backend(FakeWhisperx):
             return job
 
         @self.app.get("/v1/audio/jobs")
-        def listing(limit: int = 20) -> dict[str, Any]:
+        def listing(limit: int = 20, after: str | None = None) -> dict[str, Any]:
             data = sorted(self.jobs.values(), key=lambda j: j["created_at"], reverse=True)
+            if after is not None:
+                data = data[[j["id"] for j in data].index(after) + 1 :]
             return {"object": "list", "data": data[:limit], "has_more": len(data) > limit}
 
         @self.app.get("/v1/audio/jobs/{job_id}")
@@ -102,9 +108,14 @@ def test_a_burst_spreads_over_the_backends_before_their_health_says_so(make_sett
     server = serve(two_backends(make_settings, a_server, b_server, legacy_asr_url=legacy.url, health_cache_s=60))
     with ThreadPoolExecutor(6) as pool:
         pending = [pool.submit(post_clip, server) for _ in range(6)]
-        status = httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()
-        while sum(b["in_flight"] for b in status["backends"]) < 6:  # every request reached a backend: none done
-            status = httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()
+        status = wait_until(  # every request reached a backend, none is done
+            lambda: (
+                (s := httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json())
+                and sum(b["in_flight"] for b in s["backends"]) == 6
+                and s
+            ),
+            30,
+        )
         a.gate.set()
         answers = [p.result() for p in pending]
     assert [b["in_flight"] for b in status["backends"]] == [3, 3]
@@ -135,6 +146,11 @@ def test_a_backend_that_drops_the_request_or_answers_503_hands_it_to_the_next(
     answer = post_clip(server)
     assert answer.status_code == 200 and answer.headers["X-ASR-Backend"] == names(a_server, b_server)[1]
     assert (len(a.received), len(b.received), legacy_requests(legacy)) == (1, 2, 0)
+
+    a.answer = (401, {"error": {"message": "bad key", "type": "invalid_request_error", "code": "invalid_api_key"}}, {})
+    answer = post_clip(server)  # spark-control's copy of a's key is stale: b answers, the key is fetched again
+    assert answer.status_code == 200 and answer.headers["X-ASR-Backend"] == names(a_server, b_server)[1]
+    assert wait_until(lambda: httpx.get(f"{server.url}/api/jobs", params={"kind": "status"}, timeout=10).json(), 30)
 
 
 def test_a_full_backend_is_skipped_and_when_all_are_full_the_caller_is_told_to_wait(make_settings, serve, pair, legacy):
@@ -217,7 +233,10 @@ def test_a_host_that_fails_its_install_ends_the_rollout_before_the_next(make_set
         job = client.post("/api/whisperx/install", headers=AUTH).json()["job_id"]
         done = wait_for_job(client, job)
         events = client.get(f"/api/whisperx/install/{job}/stream").text
+        seen = [b["checks"]["container"] for b in client.get("/api/whisperx/status").json()["backends"]]
     assert done["state"] == "failed" and done["hosts"] == {first: "failed"}, "the second host was never touched"
+    assert seen[0]["error"] and seen[0]["job_id"] == job
+    assert seen[1]["source"] == "unknown" and seen[1]["error"] is None, "nothing is known of a host not reached"
     assert f'"host":"{first}"' in events and second not in events, "each line says which host it is about"
 
 
@@ -245,3 +264,63 @@ def test_the_watchdog_restarts_only_the_backend_that_fails(make_settings, serve,
     assert restart["reason"].startswith("2 failed health checks in a row")
     assert job["target"] == second and job["trigger"] == "watchdog"
     assert spared["restarts"] == [] and spared["consecutive_failures"] == 0
+
+
+def test_the_merged_job_list_pages_through_every_backend_s_jobs_once(make_settings, serve, pair):
+    """Jobs interleaved in time on two backends, read two at a time with `after`: each once, newest first."""
+    a, b, a_server, b_server = pair
+    server = serve(two_backends(make_settings, a_server, b_server))
+    for n in range(4):
+        for fake in (a, b):
+            job = {"id": f"job_{n:02d}{fake.name[-1] * 14}", "object": "transcription.job"}
+            fake.jobs[job["id"]] = {**job, "created_at": 1764640000 + 10 * n + (5 if fake is b else 0)}
+    pages, after = [], None
+    while True:
+        params = {"limit": 2, **({"after": after} if after else {})}
+        page = httpx.get(f"{server.url}/api/audio/jobs", params=params, timeout=10).json()
+        pages.append([j["created_at"] - 1764640000 for j in page["data"]])
+        if not page["has_more"]:
+            break
+        after = page["data"][-1]["id"]
+        assert len(pages) < 10, pages
+    assert pages == [[35, 30], [25, 20], [15, 10], [5, 0]]
+    bad = httpx.get(f"{server.url}/api/audio/jobs", params={"limit": 500}, timeout=10)
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]["message"]
+    # A job spark-control neither submitted nor listed is read where it is, not on the first backend.
+    foreign = f"job_99{'b' * 14}"
+    b.jobs[foreign] = {"id": foreign, "created_at": 1764650000, "held_by": "whisperx-b"}
+    assert httpx.get(f"{server.url}/api/audio/jobs/{foreign}", timeout=10).json()["held_by"] == "whisperx-b"
+
+
+def test_a_caller_that_leaves_stops_counting_on_its_backend(make_settings, serve, pair):
+    """Routing must not see a backend as busy forever because its callers gave up."""
+    a, b, a_server, b_server = pair
+    a.gate = b.gate = threading.Event()
+    server = serve(two_backends(make_settings, a_server, b_server))
+    with pytest.raises(httpx.ReadTimeout):  # the caller gives up while WhisperX holds the request
+        httpx.post(
+            f"{server.url}/api/audio/transcribe-with-speakers",
+            files={"file": ("meeting.wav", b"RIFF0000WAVE", "audio/wav")},
+            timeout=httpx.Timeout(10, read=1),
+        )
+
+    def in_flight() -> list[int]:
+        return [x["in_flight"] for x in httpx.get(f"{server.url}/api/whisperx/status", timeout=10).json()["backends"]]
+
+    assert wait_until(lambda: in_flight() == [0, 0], 30), "the abandoned request no longer counts"
+    a.gate.set()
+
+
+def test_a_second_host_added_keeps_the_first_one_s_key_and_state(make_settings, serve, pair):
+    """WHISPERX_HOST alone, then WHISPERX_HOSTS with a second: the first backend is still the installed one that
+    answers with the API key copied for it, before any playbook has run again."""
+    a, b, a_server, b_server = pair
+    settings = two_backends(make_settings, a_server, b_server)
+    write_private(settings.secrets_dir / "whisperx-api-key", "key-of-the-one-backend")
+    write_private(settings.data_dir / "state" / "whisperx.json", json.dumps({"installed": True, "running": True}))
+    b.queue(running=1, waiting=2)
+    server = serve(settings)
+    assert post_clip(server).headers["X-ASR-Backend"] == "whisperx@127.0.0.1"
+    assert a.keys == ["Bearer key-of-the-one-backend"]
+    services = {s["name"] for s in httpx.get(f"{server.url}/api/services", timeout=10).json()}
+    assert "whisperx@127.0.0.1" in services and names(a_server, b_server)[1] not in services

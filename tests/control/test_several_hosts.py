@@ -71,6 +71,15 @@ def health(lab: Lab, name: str) -> dict:
         return {}
 
 
+def refused_for_room(lab: Lab, name: str) -> float:
+    """How many requests the backend has answered 429 (queue full), from its /metrics."""
+    backend = next(b for b in whisperx_backends(lab.settings) if b.name == name)
+    key = backend.api_key_path.read_text().strip()
+    text = httpx.get(f"{backend.url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=5).text
+    counted = [line for line in text.splitlines() if line.startswith("whisperx_requests_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in counted if 'status="429"' in line)
+
+
 def legacy_requests() -> int | None:
     try:
         return httpx.get(f"http://127.0.0.1:{LEGACY_PORT}/_standin/stats", timeout=5).json()["transcriptions"]
@@ -240,8 +249,10 @@ def test_requests_go_to_the_other_host_while_one_queue_is_full(lab: Lab):
     try:
         full = {"running": 1, "waiting": QUEUE_LIMIT, "limit": QUEUE_LIMIT}
         wait_until(lambda: health(lab, A).get("queue") == full, 120, 0.2)
+        before = refused_for_room(lab, A)
         answers = [transcribe(lab) for _ in range(3)]
         assert [(a.status_code, a.headers["X-ASR-Backend"]) for a in answers] == [(200, B)] * 3
+        assert refused_for_room(lab, A) == before, "sent to the host with room, not refused first by the full one"
     finally:
         for conn in held:  # the callers go away: the service drops their work
             conn.close()
