@@ -70,7 +70,7 @@ def speak(text: str, out: Path, voice: str, pitch: str = "50", speed: str = "160
     """espeak-ng to a 16 kHz mono 16-bit WAV."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
         subprocess.run(["espeak-ng", "-v", voice, "-p", pitch, "-s", speed, "-w", raw.name, text], check=True)
-        subprocess.run(["sox", raw.name, "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True)
+        subprocess.run(["sox", "-R", raw.name, "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True)
 
 
 def frames(path: Path) -> bytes:

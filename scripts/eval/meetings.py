@@ -95,7 +95,7 @@ def build(seed: int, work: Path) -> dict:
         write_pcm(dry, (track * 32767).astype("<i2"))
         wet = Path(tmp) / "wet.wav"
         # a small meeting room: 40 % reverberance, some damping, a far-field feel
-        subprocess.run(["sox", str(dry), str(wet), "reverb", "40", "50", "60", "trim", "0", f"{length / RATE}"],
+        subprocess.run(["sox", "-R", str(dry), str(wet), "reverb", "40", "50", "60", "trim", "0", f"{length / RATE}"],
                        check=True)  # fmt: skip
         room = read_pcm(wet).astype(np.float32) / 32768
     noise = np.cumsum(rng.normal(0, 1, len(room))).astype(np.float32)  # brown-ish hum, then high-passed a little

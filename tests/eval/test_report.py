@@ -17,8 +17,8 @@ def result(der: float, scored_s: float) -> dict:
             "words_to_right_speaker": 0.9, "wer": 0.2, "wall_s": 1.0}  # fmt: skip
 
 
-def recording(name: str, split: str, der: float, scored_s: float) -> dict:
-    return {"name": name, "split": split, "speakers": 3, "duration": scored_s, "source": "synthesised",
+def recording(name: str, split: str, der: float, scored_s: float, real: bool = False) -> dict:
+    return {"name": name, "split": split, "real": real, "speakers": 3, "duration": scored_s, "source": "synthesised",
             "licence": "x", "sha256": "0" * 64, "service": result(der, scored_s),
             "whisperx": result(der + 0.1, scored_s)}  # fmt: skip
 
@@ -37,6 +37,18 @@ def test_the_report_names_every_recording_split_and_goal(tmp_path: Path):
     assert "## Dev split (1 recordings)" in text and "## Test split (1 recordings)" in text
     assert "| meeting-3 |" in text and "30.0% (15.0% / 7.5% / 7.5%)" in text
     assert "+10.0 points) | met |" in text  # whisperX 40 % against 30 %
+    assert "(real recordings)" not in text, "no real recording in the test split: no goal claimed for one"
+
+
+def test_the_goals_are_measured_on_the_real_recordings_of_the_test_split(tmp_path: Path):
+    recs = [recording("meeting-3", "test", 0.1, 60.0), recording("radio", "test", 0.5, 40.0, real=True)]
+    recs[1]["whisperx"] = result(0.52, 40.0)  # only 2 points worse than the service on the real one
+    machine = {"cpus": 2, "cpu": "test", "memory_gb": 1}
+    report({"recordings": recs, "machine": machine, "date": "today", "image": "i", "elapsed_min": 1.0},
+           tmp_path / "q.md")  # fmt: skip
+    text = (tmp_path / "q.md").read_text()
+    assert "Real recordings only (radio):" in text
+    assert "(real recordings) | 50.0% against 52.0% (+2.0 points) | not met |" in text
 
 
 def test_words_spread_over_a_segment_without_word_times():

@@ -174,7 +174,33 @@ def test_the_linkers_speakers_come_with_one_centroid_each():
     linker = SpeakerLinker(threshold=0.6)
     linker.add(WindowSpeakers([(0.0, 5.0, "x"), (5.0, 8.0, "y")], {"x": a, "y": b}, {"x": 5.0, "y": 3.0}))
     linker.add(WindowSpeakers([(60.0, 64.0, "p")], {"p": voice(5, 0.3, base=1)}, {"p": 4.0}))
-    turns, centroids = linker.speakers()
+    turns, _, centroids = linker.speakers()
     assert turns == linker.finish() and sorted(centroids) == ["SPEAKER_00", "SPEAKER_01"]
     assert all(abs(np.linalg.norm(c) - 1) < 1e-5 for c in centroids.values())
     assert float(centroids["SPEAKER_00"] @ (a / np.linalg.norm(a))) > 0.99
+
+
+def test_overlapping_turns_carry_the_same_labels_as_the_exclusive_ones():
+    a, b, c = voices(3)
+    linker = SpeakerLinker(threshold=0.6)
+    # window 1: x talks 0-6 s, y starts over x at 5 s; window 2: x again, and z heard only under x
+    linker.add(WindowSpeakers([(0.0, 5.0, "x"), (5.0, 9.0, "y")], {"x": a, "y": b}, {"x": 5.0, "y": 4.0},
+                              overlapping=[(0.0, 6.0, "x"), (5.0, 9.0, "y")]))  # fmt: skip
+    linker.add(WindowSpeakers([(60.0, 64.0, "p")], {"p": a, "q": c}, {"p": 4.0, "q": 1.0},
+                              overlapping=[(60.0, 64.0, "p"), (61.0, 62.0, "q")]))  # fmt: skip
+    found = linker.speakers()
+    assert found.turns == [(0.0, 5.0, "SPEAKER_00"), (5.0, 9.0, "SPEAKER_01"), (60.0, 64.0, "SPEAKER_00")]
+    assert found.overlapping == [(0.0, 6.0, "SPEAKER_00"), (5.0, 9.0, "SPEAKER_01"), (60.0, 64.0, "SPEAKER_00"),
+                                 (61.0, 62.0, "SPEAKER_02")], "the one heard only in overlap is named last"  # fmt: skip
+    assert sorted(found.centroids) == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
+
+
+def test_a_checkpoint_from_before_overlapping_turns_replays_its_exclusive_ones():
+    a = voices(1)[0]
+    saved = WindowSpeakers([(0.0, 5.0, "x")], {"x": a}, {"x": 5.0}).to_json()
+    assert saved["overlapping"] == saved["turns"]
+    del saved["overlapping"]
+    old = WindowSpeakers.from_json(saved)
+    assert old.spoken == [(0.0, 5.0, "x")]
+    both = WindowSpeakers([(0.0, 5.0, "x")], {"x": a}, {"x": 5.0}, overlapping=[(0.0, 6.0, "x")])
+    assert WindowSpeakers.from_json(both.to_json()).spoken == [(0.0, 6.0, "x")]

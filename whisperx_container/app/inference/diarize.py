@@ -175,13 +175,14 @@ def diarize_window(
     file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "window", SEGMENTS_KEY: segmentations}
     with replaying(pipeline, replay):
         output = pipeline(file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
-    annotation = output.exclusive_speaker_diarization
     labels = output.speaker_diarization.labels()
     centroids = {}
     if output.speaker_embeddings is not None:
         centroids = {label: np.asarray(output.speaker_embeddings[i], np.float32) for i, label in enumerate(labels)}
-    turns, durations = [], {}
-    for segment, _, label in annotation.itertracks(yield_label=True):
-        turns.append((offset + segment.start, offset + segment.end, label))
-        durations[label] = durations.get(label, 0.0) + segment.duration
-    return WindowSpeakers(turns, centroids, durations)
+    turns = [(offset + segment.start, offset + segment.end, label)
+             for segment, _, label in output.exclusive_speaker_diarization.itertracks(yield_label=True)]  # fmt: skip
+    overlapping, durations = [], {}
+    for segment, _, label in output.speaker_diarization.itertracks(yield_label=True):
+        overlapping.append((offset + segment.start, offset + segment.end, label))
+        durations[label] = durations.get(label, 0.0) + segment.duration  # a speaker heard only in overlap too
+    return WindowSpeakers(turns, centroids, durations, overlapping)

@@ -30,7 +30,7 @@ from app.inference.audio import PcmAudio
 from app.inference.diarize import SAMPLE_RATE, EmbeddingReplay, diarize_window, embed_voice, speech_chunks
 from app.inference.speech import VadOptions
 from app.inference.transcript import Transcript
-from app.inference.windows import Match, SpeakerLinker, WindowSpeakers, cut_windows, name_speakers
+from app.inference.windows import Match, SpeakerLinker, Speakers, WindowSpeakers, cut_windows, name_speakers
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class SpeechPipeline:
                 if on_window is not None:
                     result = WindowResult(index, start, end, plain(found), speakers, language)
                     so_far = (
-                        named(*linker.speakers(), references, self.known_speaker_threshold)[0]
+                        named(linker.speakers(), references, self.known_speaker_threshold)[0].turns
                         if options.diarize
                         else []
                     )
@@ -306,15 +306,15 @@ class SpeechPipeline:
         if options.cancelled():
             raise Cancelled
 
-        turns, centroids = (
-            linker.speakers(options.num_speakers if not single else None) if options.diarize else ([], {})
-        )
-        turns, matches = named(turns, centroids, references, self.known_speaker_threshold)
-        if turns:
-            segments = by_speaker(segments, turns)
+        found = Speakers([], [], {})
+        if options.diarize:
+            found = linker.speakers(options.num_speakers if not single else None)
+        found, matches = named(found, references, self.known_speaker_threshold)
+        if found.turns:
+            segments = by_speaker(segments, found.turns)  # each word to one speaker
         language = language or "en"
         return Transcript.from_segments(
-            segments, turns, language=language, duration=audio.duration, model=self.model_name,
+            segments, found.overlapping, language=language, duration=audio.duration, model=self.model_name,
             diarized=options.diarize, matches=matches,
         )  # fmt: skip
 
@@ -377,13 +377,17 @@ class SpeechPipeline:
         return found, language
 
 
-def named(turns: list[tuple[float, float, str]], centroids: dict[str, np.ndarray], references: list,
-          threshold: float) -> tuple[list[tuple[float, float, str]], dict[str, Match]]:  # fmt: skip
-    """The turns with each speaker a known voice matched (windows.name_speakers) relabelled by its name, and the
+def named(found: Speakers, references: list, threshold: float) -> tuple[Speakers, dict[str, Match]]:
+    """The speakers with each one a known voice matched (windows.name_speakers) relabelled by its name, and the
     matches by name."""
-    matches = name_speakers(centroids, references, threshold) if references else {}
-    renamed = [(start, end, matches[label].name if label in matches else label) for start, end, label in turns]
-    return renamed, {match.name: match for match in matches.values()}
+    matches = name_speakers(found.centroids, references, threshold) if references else {}
+
+    def rename(turns: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+        return [(start, end, matches[label].name if label in matches else label) for start, end, label in turns]
+
+    return found._replace(turns=rename(found.turns), overlapping=rename(found.overlapping)), {
+        match.name: match for match in matches.values()
+    }
 
 
 def plain(value: Any) -> Any:

@@ -10,6 +10,7 @@ window, not the recording. numpy and scipy only, so the unit tests run without t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -36,16 +37,27 @@ def cut_windows(audio: PcmAudio, window_s: float, search_s: float = BOUNDARY_SEA
 
 @dataclass
 class WindowSpeakers:
-    """One window's diarization: turns in absolute seconds with window-local labels, and centroids."""
+    """One window's diarization in absolute seconds with window-local labels, and centroids.
+
+    `turns` has one speaker at a time (what words are given to); `overlapping` is every speaker the
+    diarizer heard, two at once where they overlap (what the transcript's `turns` report). Without it
+    (a checkpoint written before it existed) the exclusive turns stand in.
+    """
 
     turns: list[tuple[float, float, str]]
     centroids: dict[str, np.ndarray]
     durations: dict[str, float]
+    overlapping: list[tuple[float, float, str]] | None = None
+
+    @property
+    def spoken(self) -> list[tuple[float, float, str]]:
+        return self.turns if self.overlapping is None else self.overlapping
 
     def to_json(self) -> dict:
         """Plain JSON (a job's checkpoint); float32 centroids survive the round trip exactly."""
         return {
             "turns": [[start, end, label] for start, end, label in self.turns],
+            "overlapping": [[start, end, label] for start, end, label in self.spoken],
             "centroids": {label: c.astype(np.float32).tolist() for label, c in self.centroids.items()},
             "durations": self.durations,
         }
@@ -56,7 +68,16 @@ class WindowSpeakers:
             turns=[(float(s), float(e), str(label)) for s, e, label in data["turns"]],
             centroids={label: np.asarray(c, dtype=np.float32) for label, c in data["centroids"].items()},
             durations={label: float(d) for label, d in data["durations"].items()},
+            overlapping=[(float(s), float(e), str(label)) for s, e, label in data.get("overlapping", data["turns"])],
         )
+
+
+class Speakers(NamedTuple):
+    """A recording's speakers: exclusive turns (for words), overlapping turns (as heard), centroids by label."""
+
+    turns: list[tuple[float, float, str]]
+    overlapping: list[tuple[float, float, str]]
+    centroids: dict[str, np.ndarray]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -85,6 +106,7 @@ class SpeakerLinker:
     centroids: list[np.ndarray] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     turns: list[tuple[float, float, int]] = field(default_factory=list)
+    overlapping: list[tuple[float, float, int]] = field(default_factory=list)
 
     def add(self, window: WindowSpeakers) -> None:
         local = [label for label in window.durations if label in window.centroids]
@@ -113,16 +135,20 @@ class SpeakerLinker:
         for start, end, label in window.turns:
             if label in mapping:
                 self.turns.append((start, end, mapping[label]))
+        for start, end, label in window.spoken:
+            if label in mapping:
+                self.overlapping.append((start, end, mapping[label]))
 
     def finish(self, num_speakers: int | None = None) -> list[tuple[float, float, str]]:
         """The turns with final labels SPEAKER_00.. in order of first appearance.
 
         With num_speakers, the two most similar speakers are merged until that many are left.
         """
-        return self.speakers(num_speakers)[0]
+        return self.speakers(num_speakers).turns
 
-    def speakers(self, num_speakers: int | None = None) -> tuple[list[tuple[float, float, str]], dict[str, np.ndarray]]:
-        """`finish`'s turns, and each final speaker's centroid (unit length, weighted by speech)."""
+    def speakers(self, num_speakers: int | None = None) -> Speakers:
+        """`finish`'s turns, the overlapping turns labelled alike, and each final speaker's centroid (unit length,
+        weighted by speech)."""
         merged = list(range(len(self.centroids)))
         if num_speakers is not None:
             groups = {g: [g] for g in merged}
@@ -140,18 +166,16 @@ class SpeakerLinker:
                 for m in members:
                     merged[m] = root
         names: dict[int, str] = {}
-        out = []
-        for start, end, g in sorted(self.turns):
-            root = merged[g]
-            if root not in names:
-                names[root] = f"SPEAKER_{len(names):02d}"
-            out.append((start, end, names[root]))
+        for *_, g in sorted(self.turns) + sorted(self.overlapping):  # a speaker heard only in overlap named last
+            names.setdefault(merged[g], f"SPEAKER_{len(names):02d}")
+        out = [(start, end, names[merged[g]]) for start, end, g in sorted(self.turns)]
+        overlapping = [(start, end, names[merged[g]]) for start, end, g in sorted(self.overlapping)]
         centroids: dict[str, np.ndarray] = {}
         for g, root in enumerate(merged):
             if root in names:
                 label = names[root]
                 centroids[label] = centroids.get(label, 0) + self.centroids[g] * self.weights[g]
-        return out, {label: _unit(c) for label, c in centroids.items()}
+        return Speakers(out, overlapping, {label: _unit(c) for label, c in centroids.items()})
 
 
 @dataclass

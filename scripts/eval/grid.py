@@ -1,0 +1,162 @@
+"""The diarization settings grid, run inside the service image (`scripts/eval/sweep.py` starts it).
+
+    python /scripts/eval/grid.py /data/sweep-input.json /models > result.json
+
+For every recording and segmentation step the segmentation and the speaker embeddings are computed once
+(they do not depend on what follows); every clustering setting then reuses them, so a grid of hundreds of
+settings costs about what two diarizations of each recording cost. Each setting is scored twice: by the
+overlap-aware turns (pyannote's `speaker_diarization`) and by the exclusive ones (one speaker at a time).
+The cross-window linker is swept by diarizing the same recordings in short windows (so every recording
+has several) and linking them with each threshold. Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+STEPS = (0.1, 0.25)
+METHODS = ("centroid", "average")
+THRESHOLDS = tuple(round(0.45 + 0.05 * i, 2) for i in range(9))  # 0.45 .. 0.85
+MIN_CLUSTER_SIZES = (1, 6, 12)
+MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5)
+LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
+SHORT_WINDOW_S = 24.0  # every 70-s meeting is three windows
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+    from app.inference.audio import PcmAudio
+    from app.inference.diarize import SEGMENTS_KEY, BundleDiarization, diarize_window
+    from app.inference.embedding import CamPlusEmbedding
+    from app.inference.windows import SpeakerLinker, cut_windows
+    from pyannote.audio import Model
+    from scipy.io import wavfile
+
+    from scripts.eval.metrics import der
+
+    spec, bundle = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+    torch.set_num_threads(os.cpu_count() or 1)
+    segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
+    embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
+    pipelines = {step: BundleDiarization(segmentation, embedding, step=step) for step in STEPS}
+    kept: dict[int, object] = {}  # embeddings by the id of the segmentation they were computed from
+
+    for pipeline in pipelines.values():
+        compute = pipeline.get_embeddings
+
+        def get_embeddings(file, binarized, exclude_overlap=False, hook=None, compute=compute):
+            key = id(file[SEGMENTS_KEY])
+            if key not in kept:
+                kept[key] = compute(file, binarized, exclude_overlap=exclude_overlap, hook=hook)
+            return kept[key]
+
+        pipeline.get_embeddings = get_embeddings
+
+    recordings, cost = [], {}
+    for rec in spec["recordings"]:
+        rate, pcm = wavfile.read(Path(spec["root"]) / rec["path"])
+        assert rate == 16000 and pcm.dtype == np.int16, rec["path"]
+        waveform = torch.from_numpy(pcm.astype(np.float32) / 32768.0)[None]
+        file = {"waveform": waveform, "sample_rate": 16000, "uri": rec["name"]}
+        segs = {}
+        for step, pipeline in pipelines.items():
+            began = time.perf_counter()
+            segs[step] = pipeline.get_segmentations(file)
+            pipeline(file | {SEGMENTS_KEY: segs[step]})  # embeds once; kept for every setting below
+            cost[f"{rec['name']} step {step}"] = round(time.perf_counter() - began, 2)
+        recordings.append((rec, file, segs, pcm))
+
+    def scores(rec: dict, turns: list) -> dict:
+        reference = [tuple(t) for t in rec["turns"]]
+        return {
+            "c25": der(reference, turns, rec["duration"], 0.25),
+            "c0": der(reference, turns, rec["duration"], 0.0),
+            "speakers": len({t[2] for t in turns}),
+        }
+
+    def turns(annotation) -> list:
+        return [(s.start, s.end, label) for s, _, label in annotation.itertracks(yield_label=True)]
+
+    def run(step: float, params: dict) -> dict:
+        pipeline = pipelines[step]
+        pipeline.instantiate(params)
+        out = {}
+        for rec, file, segs, _ in recordings:
+            output = pipeline(file | {SEGMENTS_KEY: segs[step]})
+            out[rec["name"]] = {
+                "overlapping": scores(rec, turns(output.speaker_diarization)),
+                "exclusive": scores(rec, turns(output.exclusive_speaker_diarization)),
+            }
+        return out
+
+    def setting(method: str, threshold: float, size: int, off: float) -> dict:
+        return {"segmentation": {"min_duration_off": off},
+                "clustering": {"method": method, "min_cluster_size": size, "threshold": threshold}}  # fmt: skip
+
+    grid = []
+    for step, method, threshold, size in itertools.product(STEPS, METHODS, THRESHOLDS, MIN_CLUSTER_SIZES):
+        grid.append({"step": step, "method": method, "threshold": threshold, "min_cluster_size": size,
+                     "min_duration_off": 0.0, "scores": run(step, setting(method, threshold, size, 0.0))})  # fmt: skip
+
+    def dev_score(entry: dict) -> float:
+        """The choice: the mean of the development split's real and synthesised pooled DER (overlapping turns,
+        collar 0.25), so a minute of real speech weighs as much as ten minutes of espeak voices."""
+        parts = []
+        for real in (True, False):
+            names = [r["name"] for r, *_ in recordings if r["split"] == "dev" and r["real"] == real]
+            c25 = [entry["scores"][n]["overlapping"]["c25"] for n in names]
+            if c25:
+                parts.append(sum(d["der"] * d["scored_s"] for d in c25) / sum(d["scored_s"] for d in c25))
+        return sum(parts) / len(parts)
+
+    best = sorted(grid, key=dev_score)[:3]
+    for b, off in itertools.product(best, MIN_DURATIONS_OFF[1:]):
+        params = setting(b["method"], b["threshold"], b["min_cluster_size"], off)
+        grid.append({k: b[k] for k in ("step", "method", "threshold", "min_cluster_size")}
+                    | {"min_duration_off": off, "scores": run(b["step"], params)})  # fmt: skip
+
+    # the linker: the same recordings in short windows, each diarized alone, linked with each threshold
+    links = []
+    chosen = min(grid, key=dev_score)
+    for step in STEPS:
+        pipeline = pipelines[step]
+        pipeline.instantiate(setting(chosen["method"], chosen["threshold"], chosen["min_cluster_size"],
+                                     chosen["min_duration_off"]))  # fmt: skip
+        windows = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for rec, _, _, pcm in recordings:
+                raw = Path(tmp) / f"{rec['name']}.raw"
+                pcm.astype("<i2").tofile(raw)
+                audio = PcmAudio(raw, len(pcm))
+                found = []
+                for start, end in cut_windows(audio, SHORT_WINDOW_S, search_s=4.0):
+                    waveform = torch.from_numpy(audio.read(start, end))[None]
+                    segs = pipeline.get_segmentations({"waveform": waveform, "sample_rate": 16000})
+                    found.append(diarize_window(pipeline, waveform, segs, start, None, None, 8))
+                windows[rec["name"]] = found
+        for threshold in LINK_THRESHOLDS:
+            out = {}
+            for rec, *_ in recordings:
+                linker = SpeakerLinker(threshold=threshold, max_speakers=8)
+                for w in windows[rec["name"]]:
+                    linker.add(w)
+                out[rec["name"]] = {"exclusive": scores(rec, linker.finish())}
+            links.append({"step": step, "link_threshold": threshold, "windows": {r: len(w) for r, w in windows.items()},
+                          "scores": out})  # fmt: skip
+    keys = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
+    print(json.dumps({"grid": grid, "links": links, "embedding_cost_s": cost, "window_s": SHORT_WINDOW_S,
+                      "chosen": {k: chosen[k] for k in keys}}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""`make eval-sweep`: the diarization settings chosen on the development split, with their effect on the test split.
+
+Builds the harness's recordings (scripts/eval/run.py), runs scripts/eval/grid.py inside the service image on
+them (segmentation step x clustering method x threshold x minimum cluster size, then the shortest gap kept
+for the best three, then the cross-window linker's threshold on the same recordings cut into short windows),
+and keeps the result in docs/benchmarks/quality.json under "sweep"; `make eval` prints it in quality.md.
+The setting is chosen by the development split's turn-level DER (collar 0.25, overlap scored) alone; the
+test split's figures are reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+import uuid
+from pathlib import Path
+
+from scripts.bench_service import REPO, docker, machine
+from scripts.eval.run import recordings, report
+
+KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
+
+
+BEFORE = {"step": 0.25, "method": "centroid", "threshold": 0.7, "min_cluster_size": 12, "min_duration_off": 0.0}
+
+
+def pooled(scores: dict, names: list[str], turns: str, collar: str = "c25") -> dict:
+    if not names:
+        return {p: 0.0 for p in ("der", "missed", "false_alarm", "confusion")}
+    total = sum(scores[n][turns][collar]["scored_s"] for n in names)
+    return {p: sum(scores[n][turns][collar][p] * scores[n][turns][collar]["scored_s"] for n in names) / total
+            for p in ("der", "missed", "false_alarm", "confusion")}  # fmt: skip
+
+
+def summary(raw: dict, recs: list[dict]) -> dict:
+    """Pooled DER per setting, split and kind of recording (real, synthesised, all); the linker's thresholds."""
+    groups = {}
+    for s in ("dev", "test"):
+        groups[f"{s} real"] = [r["name"] for r in recs if r["split"] == s and r["real"]]
+        groups[f"{s} synthesised"] = [r["name"] for r in recs if r["split"] == s and not r["real"]]
+        groups[f"{s} all"] = [r["name"] for r in recs if r["split"] == s]
+    reference = {r["name"]: r["speakers"] for r in recs}
+    rows = []
+    for entry in raw["grid"]:
+        row = {k: entry[k] for k in KEYS}
+        for turns in ("overlapping", "exclusive"):
+            for group, names in groups.items():
+                row[f"{group} {turns}"] = pooled(entry["scores"], names, turns)
+        row["dev score"] = (row["dev real overlapping"]["der"] + row["dev synthesised overlapping"]["der"]) / 2
+        row["speaker count error"] = {s: [abs(entry["scores"][n]["overlapping"]["speakers"] - reference[n])
+                                          for n in groups[f"{s} all"]] for s in ("dev", "test")}  # fmt: skip
+        rows.append(row)
+    links = []
+    for entry in raw["links"]:
+        links.append({"step": entry["step"], "link_threshold": entry["link_threshold"], "windows": entry["windows"]}
+                     | {g: pooled(entry["scores"], names, "exclusive") for g, names in groups.items()})
+    return {"rows": rows, "links": links, "chosen": raw["chosen"], "before": BEFORE, "window_s": raw["window_s"],
+            "embedding_cost_s": raw["embedding_cost_s"]}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="spark-inference/whisperx-asr:cpu")
+    parser.add_argument("--models", type=Path, default=Path.home() / ".cache/spark-inference/models")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache/spark-inference/eval")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks/quality.json")
+    args = parser.parse_args()
+    began = time.time()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    recs = recordings(args.image, work)
+    spec = {"root": "/data", "recordings": [{k: r[k] for k in ("name", "split", "real", "turns", "duration")}
+                                            | {"path": r["path"].name} for r in recs]}  # fmt: skip
+    (work / "sweep-input.json").write_text(json.dumps(spec))
+    proc = docker(
+        "run", "--rm", "--name", f"eval-sweep-{uuid.uuid4().hex[:6]}", "-e", "PYTHONPATH=/srv:/",
+        "-v", f"{args.models.resolve()}:/models:ro", "-v", f"{REPO / 'scripts'}:/scripts:ro", "-v", f"{work}:/data:ro",
+        args.image, "python", "/scripts/eval/grid.py", "/data/sweep-input.json", "/models",
+    )  # fmt: skip
+    raw = json.loads(proc.stdout.strip().splitlines()[-1])
+    (work / "sweep-raw.json").write_text(json.dumps(raw))
+    result = summary(raw, recs) | {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), "image": args.image,
+        "elapsed_min": round((time.time() - began) / 60, 1),
+    }  # fmt: skip
+    saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    result["notes"] = saved.get("sweep", {}).get("notes", [])  # written by hand after reading the result
+    saved["sweep"] = result
+    args.out.write_text(json.dumps(saved, indent=1) + "\n")
+    if "recordings" in saved:
+        report(saved, args.out.with_suffix(".md"))
+    print(json.dumps(result["chosen"]), f"{result['elapsed_min']} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
