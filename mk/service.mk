@@ -5,7 +5,7 @@ UV_VENV         := $(CACHE)/uv-venv
 
 export SERVICE_IMAGE
 
-.PHONY: image service-tests bench-service service-lock gpu-smoke eval
+.PHONY: image service-tests bench-service service-lock gpu-smoke eval eval-sweep
 
 TEST_STAGES += service-tests
 
@@ -27,6 +27,9 @@ gpu-smoke: ## the GPU smoke test (scripts/gpu-smoke.sh): nvidia-smi, torch, CTra
 
 eval: image models fixtures venv ## diarization quality, the service beside whisperX: docs/benchmarks/quality.md
 	@$(STAGE) eval $(PY) -m scripts.eval.run --image $(SERVICE_IMAGE) --out docs/benchmarks
+
+eval-sweep: image models venv ## the diarization settings grid on the eval recordings (chooses the defaults): quality.json
+	@$(STAGE) eval-sweep $(PY) -m scripts.eval.sweep --image $(SERVICE_IMAGE) --out docs/benchmarks/quality.json
 
 bench-service: image models fixtures venv ## the long-audio benchmark (about an hour): docs/benchmarks/service.md
 	@$(STAGE) bench-service $(PY) -m scripts.bench_service --out docs/benchmarks

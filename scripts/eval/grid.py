@@ -6,8 +6,9 @@ For every recording and segmentation step the segmentation and the speaker embed
 (they do not depend on what follows); every clustering setting then reuses them, so a grid of hundreds of
 settings costs about what two diarizations of each recording cost. Each setting is scored twice: by the
 overlap-aware turns (pyannote's `speaker_diarization`) and by the exclusive ones (one speaker at a time).
-The cross-window linker is swept by diarizing the same recordings in short windows (so every recording
-has several) and linking them with each threshold. Prints one JSON document.
+The cross-window linker is swept by diarizing each split's synthesised meetings joined into one recording
+(12 and 6 minutes; the voices recur across meetings) and the real recordings in windows of several lengths,
+linking them at each threshold. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -29,7 +30,23 @@ THRESHOLDS = tuple(round(0.45 + 0.05 * i, 2) for i in range(9))  # 0.45 .. 0.85
 MIN_CLUSTER_SIZES = (1, 6, 12)
 MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5)
 LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
-SHORT_WINDOW_S = 24.0  # every 70-s meeting is three windows
+WINDOW_LENGTHS = (20.0, 40.0, 80.0)
+GAP_S = 1.0  # silence between the meetings joined into one recording
+
+
+def joined(parts: list, name: str, split: str):
+    """One recording of several (their turns moved along), or None without any."""
+    import numpy as np
+
+    if not parts:
+        return None
+    pcm, turns, at = [], [], 0.0
+    for rec, samples in parts:
+        turns += [(start + at, end + at, who) for start, end, who in rec["turns"]]
+        pcm += [samples, np.zeros(int(GAP_S * 16000), np.int16)]
+        at += (len(samples) + int(GAP_S * 16000)) / 16000
+    rec = {"name": name, "split": split, "real": False, "turns": turns, "duration": at}
+    return rec, np.concatenate(pcm)
 
 
 def main() -> None:
@@ -49,16 +66,16 @@ def main() -> None:
     segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
     pipelines = {step: BundleDiarization(segmentation, embedding, step=step) for step in STEPS}
-    kept: dict[int, object] = {}  # embeddings by the id of the segmentation they were computed from
+    kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation
 
     for pipeline in pipelines.values():
         compute = pipeline.get_embeddings
 
         def get_embeddings(file, binarized, exclude_overlap=False, hook=None, compute=compute):
-            key = id(file[SEGMENTS_KEY])
+            key = id(file[SEGMENTS_KEY])  # the segmentation is kept with them, so its id is never reused
             if key not in kept:
-                kept[key] = compute(file, binarized, exclude_overlap=exclude_overlap, hook=hook)
-            return kept[key]
+                kept[key] = (file[SEGMENTS_KEY], compute(file, binarized, exclude_overlap=exclude_overlap, hook=hook))
+            return kept[key][1]
 
         pipeline.get_embeddings = get_embeddings
 
@@ -125,36 +142,46 @@ def main() -> None:
         grid.append({k: b[k] for k in ("step", "method", "threshold", "min_cluster_size")}
                     | {"min_duration_off": off, "scores": run(b["step"], params)})  # fmt: skip
 
-    # the linker: the same recordings in short windows, each diarized alone, linked with each threshold
-    links = []
+    # the linker: the synthesised meetings of each split joined into one long recording (their voices recur
+    # across meetings), and the real recordings, diarized in windows of each length and linked at each threshold
     chosen = min(grid, key=dev_score)
-    for step in STEPS:
-        pipeline = pipelines[step]
-        pipeline.instantiate(setting(chosen["method"], chosen["threshold"], chosen["min_cluster_size"],
-                                     chosen["min_duration_off"]))  # fmt: skip
-        windows = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for rec, _, _, pcm in recordings:
+    pipeline = pipelines[chosen["step"]]
+    pipeline.instantiate(setting(chosen["method"], chosen["threshold"], chosen["min_cluster_size"],
+                                 chosen["min_duration_off"]))  # fmt: skip
+    long = [joined([(r, pcm) for r, *_, pcm in recordings if r["split"] == s and not r["real"]], f"joined-{s}", s)
+            for s in ("dev", "test")]  # fmt: skip
+    linked = [r for r in long if r] + [(r, pcm) for r, *_, pcm in recordings if r["real"]]
+    links = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for window_s in WINDOW_LENGTHS:
+            windows = {}
+            for rec, pcm in linked:
                 raw = Path(tmp) / f"{rec['name']}.raw"
                 pcm.astype("<i2").tofile(raw)
                 audio = PcmAudio(raw, len(pcm))
                 found = []
-                for start, end in cut_windows(audio, SHORT_WINDOW_S, search_s=4.0):
+                for start, end in cut_windows(audio, window_s, search_s=min(10.0, window_s / 5)):
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     segs = pipeline.get_segmentations({"waveform": waveform, "sample_rate": 16000})
                     found.append(diarize_window(pipeline, waveform, segs, start, None, None, 8))
                 windows[rec["name"]] = found
-        for threshold in LINK_THRESHOLDS:
-            out = {}
-            for rec, *_ in recordings:
-                linker = SpeakerLinker(threshold=threshold, max_speakers=8)
-                for w in windows[rec["name"]]:
-                    linker.add(w)
-                out[rec["name"]] = {"exclusive": scores(rec, linker.finish())}
-            links.append({"step": step, "link_threshold": threshold, "windows": {r: len(w) for r, w in windows.items()},
-                          "scores": out})  # fmt: skip
+            for threshold in LINK_THRESHOLDS:
+                out = {}
+                for rec, _ in linked:
+                    linker = SpeakerLinker(threshold=threshold, max_speakers=8)
+                    for w in windows[rec["name"]]:
+                        linker.add(w)
+                    found = linker.speakers()
+                    out[rec["name"]] = {
+                        "overlapping": scores(rec, found.overlapping),
+                        "exclusive": scores(rec, found.turns),
+                    }
+                links.append({"window_s": window_s, "link_threshold": threshold, "scores": out,
+                              "windows": {r: len(w) for r, w in windows.items()}})  # fmt: skip
+    linked_recordings = [{k: r[k] for k in ("name", "split", "real", "duration")}
+                         | {"speakers": len({t[2] for t in r["turns"]})} for r, _ in linked]  # fmt: skip
     keys = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
-    print(json.dumps({"grid": grid, "links": links, "embedding_cost_s": cost, "window_s": SHORT_WINDOW_S,
+    print(json.dumps({"grid": grid, "links": links, "linked": linked_recordings, "embedding_cost_s": cost,
                       "chosen": {k: chosen[k] for k in keys}}))  # fmt: skip
 
 

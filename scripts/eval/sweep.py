@@ -3,7 +3,7 @@
 Builds the harness's recordings (scripts/eval/run.py), runs scripts/eval/grid.py inside the service image on
 them (segmentation step x clustering method x threshold x minimum cluster size, then the shortest gap kept
 for the best three, then the cross-window linker's threshold on the same recordings cut into short windows),
-and keeps the result in docs/benchmarks/quality.json under "sweep"; `make eval` prints it in quality.md.
+and keeps the result in docs/benchmarks/quality.json under "sweep"; the next `make eval` prints it in quality.md.
 The setting is chosen by the development split's turn-level DER (collar 0.25, overlap scored) alone; the
 test split's figures are reported, never used to choose.
 """
@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from scripts.bench_service import REPO, docker, machine
-from scripts.eval.run import recordings, report
+from scripts.eval.run import recordings
 
 KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
 
@@ -54,8 +54,10 @@ def summary(raw: dict, recs: list[dict]) -> dict:
         rows.append(row)
     links = []
     for entry in raw["links"]:
-        links.append({"step": entry["step"], "link_threshold": entry["link_threshold"], "windows": entry["windows"]}
-                     | {g: pooled(entry["scores"], names, "exclusive") for g, names in groups.items()})
+        links.append(
+            {"step": entry["step"], "link_threshold": entry["link_threshold"], "windows": entry["windows"]}
+            | {g: pooled(entry["scores"], names, "exclusive") for g, names in groups.items()}
+        )
     return {"rows": rows, "links": links, "chosen": raw["chosen"], "before": BEFORE, "window_s": raw["window_s"],
             "embedding_cost_s": raw["embedding_cost_s"]}  # fmt: skip
 
@@ -77,8 +79,11 @@ def main() -> int:
     proc = docker(
         "run", "--rm", "--name", f"eval-sweep-{uuid.uuid4().hex[:6]}", "-e", "PYTHONPATH=/srv:/",
         "-v", f"{args.models.resolve()}:/models:ro", "-v", f"{REPO / 'scripts'}:/scripts:ro", "-v", f"{work}:/data:ro",
-        args.image, "python", "/scripts/eval/grid.py", "/data/sweep-input.json", "/models",
+        "-v", f"{REPO / 'whisperx_container/app'}:/srv/app:ro",  # the tree's pipeline code, not the image's
+        args.image, "python", "/scripts/eval/grid.py", "/data/sweep-input.json", "/models", check=False,
     )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"the grid failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     raw = json.loads(proc.stdout.strip().splitlines()[-1])
     (work / "sweep-raw.json").write_text(json.dumps(raw))
     result = summary(raw, recs) | {
@@ -89,8 +94,6 @@ def main() -> int:
     result["notes"] = saved.get("sweep", {}).get("notes", [])  # written by hand after reading the result
     saved["sweep"] = result
     args.out.write_text(json.dumps(saved, indent=1) + "\n")
-    if "recordings" in saved:
-        report(saved, args.out.with_suffix(".md"))
     print(json.dumps(result["chosen"]), f"{result['elapsed_min']} min")
     return 0
 
