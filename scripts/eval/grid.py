@@ -30,7 +30,8 @@ THRESHOLDS = tuple(round(0.45 + 0.05 * i, 2) for i in range(9))  # 0.45 .. 0.85
 MIN_CLUSTER_SIZES = (1, 6, 12)
 MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5)
 LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
-WINDOW_LENGTHS = (20.0, 40.0, 80.0)
+WINDOW_LENGTHS = (20.0, 40.0, 80.0, 600.0)  # 600: the default before, one window for 12 minutes
+BEFORE = {"step": 0.25, "method": "centroid", "threshold": 0.7, "min_cluster_size": 12, "min_duration_off": 0.0}
 GAP_S = 1.0  # silence between the meetings joined into one recording
 
 
@@ -52,6 +53,7 @@ def joined(parts: list, name: str, split: str):
 def main() -> None:
     import numpy as np
     import torch
+    from app.config import Settings
     from app.inference.audio import PcmAudio
     from app.inference.diarize import SEGMENTS_KEY, BundleDiarization, diarize_window
     from app.inference.embedding import CamPlusEmbedding
@@ -66,6 +68,10 @@ def main() -> None:
     segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
     pipelines = {step: BundleDiarization(segmentation, embedding, step=step) for step in STEPS}
+    own = BundleDiarization(segmentation, embedding)  # the service's defaults
+    params = own.parameters(instantiated=True)
+    default = {"step": own.segmentation_step, **params["clustering"], **params["segmentation"]}
+    assert default["step"] in STEPS, default
     kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation
 
     for pipeline in pipelines.values():
@@ -136,18 +142,28 @@ def main() -> None:
                 parts.append(sum(d["der"] * d["scored_s"] for d in c25) / sum(d["scored_s"] for d in c25))
         return sum(parts) / len(parts)
 
-    best = sorted(grid, key=dev_score)[:3]
-    for b, off in itertools.product(best, MIN_DURATIONS_OFF[1:]):
-        params = setting(b["method"], b["threshold"], b["min_cluster_size"], off)
-        grid.append({k: b[k] for k in ("step", "method", "threshold", "min_cluster_size")}
-                    | {"min_duration_off": off, "scores": run(b["step"], params)})  # fmt: skip
+    shape = ("step", "method", "threshold", "min_cluster_size")
 
-    # the linker: the synthesised meetings of each split joined into one long recording (their voices recur
-    # across meetings), and the real recordings, diarized in windows of each length and linked at each threshold
+    def same(a: dict, b: dict) -> bool:
+        return all(a[k] == b[k] for k in shape)
+
+    more = sorted(grid, key=dev_score)[:3]
+    for wanted in (BEFORE, default):  # the setting before the sweep and the service's own get every gap too
+        if not any(same(g, wanted) for g in more):
+            more.append(next(g for g in grid if same(g, wanted)))
+    for b, off in itertools.product(more, MIN_DURATIONS_OFF):
+        if any(same(g, b) and g["min_duration_off"] == off for g in grid):
+            continue
+        params = setting(b["method"], b["threshold"], b["min_cluster_size"], off)
+        grid.append({k: b[k] for k in shape} | {"min_duration_off": off, "scores": run(b["step"], params)})
+
+    # the windows and the linker: the synthesised meetings of each split joined into one long recording (their
+    # voices recur across meetings) and the real recordings, diarized in windows of each length, linked at each
+    # threshold
     chosen = min(grid, key=dev_score)
-    pipeline = pipelines[chosen["step"]]
-    pipeline.instantiate(setting(chosen["method"], chosen["threshold"], chosen["min_cluster_size"],
-                                 chosen["min_duration_off"]))  # fmt: skip
+    pipeline = pipelines[default["step"]]  # inside each window: the service's own setting
+    pipeline.instantiate(setting(default["method"], default["threshold"], default["min_cluster_size"],
+                                 default["min_duration_off"]))  # fmt: skip
     long = [joined([(r, pcm) for r, *_, pcm in recordings if r["split"] == s and not r["real"]], f"joined-{s}", s)
             for s in ("dev", "test")]  # fmt: skip
     linked = [r for r in long if r] + [(r, pcm) for r, *_, pcm in recordings if r["real"]]
@@ -181,8 +197,11 @@ def main() -> None:
     linked_recordings = [{k: r[k] for k in ("name", "split", "real", "duration")}
                          | {"speakers": len({t[2] for t in r["turns"]})} for r, _ in linked]  # fmt: skip
     keys = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
+    windowing = {"window_s": Settings.model_fields["whisperx_window_s"].default,
+                 "link_threshold": SpeakerLinker().threshold}  # the service's defaults  # fmt: skip
     print(json.dumps({"grid": grid, "links": links, "linked": linked_recordings, "embedding_cost_s": cost,
-                      "chosen": {k: chosen[k] for k in keys}}))  # fmt: skip
+                      "windowing": windowing,
+                      "chosen": {k: chosen[k] for k in keys}, "default": {k: default[k] for k in keys}}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,12 +18,10 @@ import uuid
 from pathlib import Path
 
 from scripts.bench_service import REPO, docker, machine
+from scripts.eval.grid import BEFORE
 from scripts.eval.run import recordings
 
 KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
-
-
-BEFORE = {"step": 0.25, "method": "centroid", "threshold": 0.7, "min_cluster_size": 12, "min_duration_off": 0.0}
 
 
 def pooled(scores: dict, names: list[str], turns: str, collar: str = "c25") -> dict:
@@ -34,31 +32,35 @@ def pooled(scores: dict, names: list[str], turns: str, collar: str = "c25") -> d
             for p in ("der", "missed", "false_alarm", "confusion")}  # fmt: skip
 
 
+def groups_of(recs: list[dict]) -> dict[str, list[str]]:
+    out = {}
+    for s in ("dev", "test"):
+        out[f"{s} real"] = [r["name"] for r in recs if r["split"] == s and r["real"]]
+        out[f"{s} synthesised"] = [r["name"] for r in recs if r["split"] == s and not r["real"]]
+        out[f"{s} all"] = [r["name"] for r in recs if r["split"] == s]
+    return out
+
+
+def scored(scores: dict, groups: dict[str, list[str]], reference: dict[str, int]) -> dict:
+    row = {}
+    for turns in ("overlapping", "exclusive"):
+        for group, names in groups.items():
+            row[f"{group} {turns}"] = pooled(scores, names, turns)
+    row["dev score"] = (row["dev real overlapping"]["der"] + row["dev synthesised overlapping"]["der"]) / 2
+    row["speaker count error"] = {s: [abs(scores[n]["overlapping"]["speakers"] - reference[n])
+                                      for n in groups[f"{s} all"]] for s in ("dev", "test")}  # fmt: skip
+    return row
+
+
 def summary(raw: dict, recs: list[dict]) -> dict:
     """Pooled DER per setting, split and kind of recording (real, synthesised, all); the linker's thresholds."""
-    groups = {}
-    for s in ("dev", "test"):
-        groups[f"{s} real"] = [r["name"] for r in recs if r["split"] == s and r["real"]]
-        groups[f"{s} synthesised"] = [r["name"] for r in recs if r["split"] == s and not r["real"]]
-        groups[f"{s} all"] = [r["name"] for r in recs if r["split"] == s]
-    reference = {r["name"]: r["speakers"] for r in recs}
-    rows = []
-    for entry in raw["grid"]:
-        row = {k: entry[k] for k in KEYS}
-        for turns in ("overlapping", "exclusive"):
-            for group, names in groups.items():
-                row[f"{group} {turns}"] = pooled(entry["scores"], names, turns)
-        row["dev score"] = (row["dev real overlapping"]["der"] + row["dev synthesised overlapping"]["der"]) / 2
-        row["speaker count error"] = {s: [abs(entry["scores"][n]["overlapping"]["speakers"] - reference[n])
-                                          for n in groups[f"{s} all"]] for s in ("dev", "test")}  # fmt: skip
-        rows.append(row)
-    links = []
-    for entry in raw["links"]:
-        links.append(
-            {"step": entry["step"], "link_threshold": entry["link_threshold"], "windows": entry["windows"]}
-            | {g: pooled(entry["scores"], names, "exclusive") for g, names in groups.items()}
-        )
-    return {"rows": rows, "links": links, "chosen": raw["chosen"], "before": BEFORE, "window_s": raw["window_s"],
+    reference = {r["name"]: r["speakers"] for r in [*recs, *raw["linked"]]}
+    rows = [{k: e[k] for k in KEYS} | scored(e["scores"], groups_of(recs), reference) for e in raw["grid"]]
+    links = [{"window_s": e["window_s"], "link_threshold": e["link_threshold"], "windows": e["windows"]}
+             | scored(e["scores"], groups_of(raw["linked"]), reference) for e in raw["links"]]  # fmt: skip
+    return {"rows": rows, "links": links, "chosen": raw["chosen"], "before": BEFORE, "default": raw["default"],
+            "windowing": raw["windowing"],
+            "linked": raw["linked"],
             "embedding_cost_s": raw["embedding_cost_s"]}  # fmt: skip
 
 

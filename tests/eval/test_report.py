@@ -54,3 +54,39 @@ def test_the_goals_are_measured_on_the_real_recordings_of_the_test_split(tmp_pat
 def test_words_spread_over_a_segment_without_word_times():
     words = spread({"start": 1.0, "end": 2.0, "text": "one two", "speaker": "A"})
     assert [(w["start"], w["end"]) for w in words] == [(1.0, 1.5), (1.5, 2.0)] and words[0]["speaker"] == "A"
+
+
+def sweep_row(der: float, **setting) -> dict:
+    parts = {"der": der, "missed": 0.0, "false_alarm": 0.0, "confusion": der}
+    row = {f"{s} {kind} {turns}": dict(parts) for s in ("dev", "test") for kind in ("real", "synthesised", "all")
+           for turns in ("overlapping", "exclusive")}  # fmt: skip
+    return row | setting | {"dev score": der, "speaker count error": {"dev": [0], "test": [1]}}
+
+
+def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_path: Path):
+    base = {"step": 0.25, "method": "centroid", "min_cluster_size": 12}
+    best, default = (
+        base | {"threshold": 0.55, "min_duration_off": 0.5},
+        base | {"threshold": 0.7, "min_duration_off": 0.5},
+    )
+    before = base | {"threshold": 0.7, "min_duration_off": 0.0}
+    rows = [sweep_row(0.1, **best), sweep_row(0.2, **default), sweep_row(0.3, **before)]
+    links = [
+        sweep_row(0.4, window_s=600.0, link_threshold=0.65) | {"windows": {}},
+        sweep_row(0.25, window_s=40.0, link_threshold=0.85) | {"windows": {}},
+    ]
+    sweep = {"rows": rows, "chosen": best, "default": default, "before": before, "links": links}
+    sweep |= {"windowing": {"window_s": 600.0, "link_threshold": 0.65}, "notes": ["kept 0.7: see why"]}
+    sweep |= {"linked": [{"name": "joined-dev", "duration": 720.0, "speakers": 8}]}
+    sweep |= {"machine": {"cpus": 2}, "date": "today", "elapsed_min": 13.0}
+    recs = [recording("meeting-3", "test", 0.3, 60.0)]
+    report({"recordings": recs, "machine": {"cpus": 2, "cpu": "t"}, "date": "d", "image": "i", "elapsed_min": 1.0,
+            "sweep": sweep}, tmp_path / "q.md")  # fmt: skip
+    text = (tmp_path / "q.md").read_text()
+    assert "| best on dev: step 0.25, centroid, threshold 0.55, min cluster 12, min gap 0.5 s | 10.0%" in text
+    assert (
+        "| **the service's default**: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0.5 s | 20.0%" in text
+    )
+    assert "| before the sweep: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0 s | 30.0%" in text
+    assert "| **600 s, 0.65: the service's default** | 40.0%" in text and "| 40 s, 0.85 (best on dev) | 25.0%" in text
+    assert "joined-dev (12.0 min, 8 speakers)" in text and "- kept 0.7: see why" in text

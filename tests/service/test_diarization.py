@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from scripts.bench.recordings import RATE, read_pcm, write_pcm
 from scripts.bench.scoring import rttm_turns, word_speaker_accuracy, words
 from tests.service.conftest import transcribe
 
@@ -86,3 +88,33 @@ def test_the_diarizer_s_turns_come_with_the_transcript_and_as_rttm(url: str, aud
         bad = httpx.post(f"{url}/v1/audio/transcribe-with-speakers", files={"file": ("s.wav", f)},
                          data={"response_format": "srt"}, timeout=60)  # fmt: skip
     assert bad.status_code == 400 and "use json or rttm" in bad.json()["error"]["message"]
+
+
+def test_two_people_at_once_come_back_as_overlapping_turns(url: str, audio: Path, dialogue: dict, tmp_path: Path):
+    """Bob starts his line 2 s before Alice finishes hers: the turns say both speak then, each word says one."""
+    pcm = read_pcm(audio / "dialogue.wav").astype(np.int32)
+    alice, bob = (next(t for t in dialogue["turns"] if t["speaker"] == who) for who in ("alice", "bob"))
+
+    def clip(turn: dict) -> np.ndarray:
+        return pcm[int(turn["start"] * RATE) : int(turn["end"] * RATE)]
+
+    first, second = clip(alice), clip(bob)
+    together_s = 2.0
+    start = len(first) - int(together_s * RATE)  # Bob comes in here
+    mixed = np.zeros(start + len(second) + RATE, np.int32)
+    mixed[: len(first)] += first
+    mixed[start : start + len(second)] += second
+    write_pcm(tmp_path / "overlap.wav", np.clip(mixed, -32768, 32767).astype("<i2"))
+    both = (start / RATE, len(first) / RATE)  # where the two voices sound together
+
+    result = transcribe(url, tmp_path / "overlap.wav")
+
+    assert len(result["speakers"]) == 2, result["speakers"]
+    at_once = 0.0
+    for a in result["turns"]:
+        for b in result["turns"]:
+            if a["speaker"] < b["speaker"]:
+                at_once += max(0.0, min(a["end"], b["end"], both[1]) - max(a["start"], b["start"], both[0]))
+    assert at_once >= 0.5 * together_s, (at_once, result["turns"])
+    for seg in result["segments"]:
+        assert all(w["speaker"] == seg["speaker"] for w in seg["words"]), "a word has one speaker"

@@ -64,7 +64,8 @@ class BundleDiarization(SpeakerDiarization):
         self._expects_num_speakers = False
         self.instantiate(
             {
-                "segmentation": {"min_duration_off": 0.0},
+                # a speaker's pauses under 0.5 s are kept inside the turn (docs/benchmarks/quality.md, "Tuning")
+                "segmentation": {"min_duration_off": 0.5},
                 # threshold: euclidean distance between centroids of unit vectors. Two speakers' centroids
                 # sit ~0.85 apart with CAM++ (espeak voices and real speech alike); 0.7 keeps them apart,
                 # and stray singletons join the nearest large cluster (min_cluster_size)
