@@ -257,12 +257,18 @@ def sweep_report(sweep: dict) -> list[str]:
     return lines
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str, out: Path) -> argparse.ArgumentParser:
+    """The options `make eval` and `make eval-sweep` share."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default="spark-inference/whisperx-asr:cpu")
     parser.add_argument("--models", type=Path, default=Path.home() / ".cache/spark-inference/models")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache/spark-inference/eval")
-    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks")
+    parser.add_argument("--out", type=Path, default=out)
+    return parser
+
+
+def main() -> int:
+    parser = arguments(__doc__, REPO / "docs/benchmarks")
     parser.add_argument("--report-only", action="store_true", help="rewrite quality.md from quality.json")
     args = parser.parse_args()
     saved = args.out / "quality.json"

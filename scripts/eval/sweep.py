@@ -10,16 +10,14 @@ test split's figures are reported, never used to choose.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import time
 import uuid
-from pathlib import Path
 
 from scripts.bench_service import REPO, docker, machine
 from scripts.eval.grid import BEFORE
-from scripts.eval.run import recordings
+from scripts.eval.run import arguments, recordings
 
 KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
 
@@ -58,19 +56,12 @@ def summary(raw: dict, recs: list[dict]) -> dict:
     rows = [{k: e[k] for k in KEYS} | scored(e["scores"], groups_of(recs), reference) for e in raw["grid"]]
     links = [{"window_s": e["window_s"], "link_threshold": e["link_threshold"], "windows": e["windows"]}
              | scored(e["scores"], groups_of(raw["linked"]), reference) for e in raw["links"]]  # fmt: skip
-    return {"rows": rows, "links": links, "chosen": raw["chosen"], "before": BEFORE, "default": raw["default"],
-            "windowing": raw["windowing"],
-            "linked": raw["linked"],
-            "embedding_cost_s": raw["embedding_cost_s"]}  # fmt: skip
+    kept = {k: raw[k] for k in ("chosen", "default", "windowing", "linked", "embedding_cost_s")}
+    return {"rows": rows, "links": links, "before": BEFORE} | kept
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default="spark-inference/whisperx-asr:cpu")
-    parser.add_argument("--models", type=Path, default=Path.home() / ".cache/spark-inference/models")
-    parser.add_argument("--work", type=Path, default=Path.home() / ".cache/spark-inference/eval")
-    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks/quality.json")
-    args = parser.parse_args()
+    args = arguments(__doc__, REPO / "docs/benchmarks/quality.json").parse_args()
     began = time.time()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
