@@ -55,7 +55,7 @@ def main() -> None:
     import torch
     from app.config import Settings
     from app.inference.audio import PcmAudio
-    from app.inference.diarize import SEGMENTS_KEY, BundleDiarization, diarize_window
+    from app.inference.diarize import SEGMENTS_KEY, TURN_GAP_S, BundleDiarization, diarize_window
     from app.inference.embedding import CamPlusEmbedding
     from app.inference.windows import SpeakerLinker, cut_windows
     from pyannote.audio import Model
@@ -69,8 +69,9 @@ def main() -> None:
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
     pipelines = {step: BundleDiarization(segmentation, embedding, step=step) for step in STEPS}
     own = BundleDiarization(segmentation, embedding)  # the service's defaults
-    params = own.parameters(instantiated=True)
-    default = {"step": own.segmentation_step, **params["clustering"], **params["segmentation"]}
+    own_params = own.parameters(instantiated=True)
+    # its overlapping turns are pyannote's with the gaps under TURN_GAP_S filled: min_duration_off here
+    default = {"step": own.segmentation_step, **own_params["clustering"], "min_duration_off": TURN_GAP_S}
     assert default["step"] in STEPS, default
     kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation
 
@@ -161,9 +162,8 @@ def main() -> None:
     # voices recur across meetings) and the real recordings, diarized in windows of each length, linked at each
     # threshold
     chosen = min(grid, key=dev_score)
-    pipeline = pipelines[default["step"]]  # inside each window: the service's own setting
-    pipeline.instantiate(setting(default["method"], default["threshold"], default["min_cluster_size"],
-                                 default["min_duration_off"]))  # fmt: skip
+    pipeline = pipelines[default["step"]]
+    pipeline.instantiate(own_params)  # inside each window exactly what the service runs (diarize_window fills gaps)
     long = [joined([(r, pcm) for r, *_, pcm in recordings if r["split"] == s and not r["real"]], f"joined-{s}", s)
             for s in ("dev", "test")]  # fmt: skip
     linked = [r for r in long if r] + [(r, pcm) for r, *_, pcm in recordings if r["real"]]

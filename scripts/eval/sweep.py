@@ -23,9 +23,9 @@ KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
 
 
 def pooled(scores: dict, names: list[str], turns: str, collar: str = "c25") -> dict:
-    if not names:
-        return {p: 0.0 for p in ("der", "missed", "false_alarm", "confusion")}
     total = sum(scores[n][turns][collar]["scored_s"] for n in names)
+    if total == 0:
+        return dict.fromkeys(("der", "missed", "false_alarm", "confusion"), 0.0)
     return {p: sum(scores[n][turns][collar][p] * scores[n][turns][collar]["scored_s"] for n in names) / total
             for p in ("der", "missed", "false_alarm", "confusion")}  # fmt: skip
 
@@ -44,7 +44,8 @@ def scored(scores: dict, groups: dict[str, list[str]], reference: dict[str, int]
     for turns in ("overlapping", "exclusive"):
         for group, names in groups.items():
             row[f"{group} {turns}"] = pooled(scores, names, turns)
-    row["dev score"] = (row["dev real overlapping"]["der"] + row["dev synthesised overlapping"]["der"]) / 2
+    parts = [row[f"dev {kind} overlapping"]["der"] for kind in ("real", "synthesised") if groups[f"dev {kind}"]]
+    row["dev score"] = sum(parts) / len(parts)  # as grid.py's dev_score chooses
     row["speaker count error"] = {s: [abs(scores[n]["overlapping"]["speakers"] - reference[n])
                                       for n in groups[f"{s} all"]] for s in ("dev", "test")}  # fmt: skip
     return row

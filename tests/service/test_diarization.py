@@ -91,7 +91,7 @@ def test_the_diarizer_s_turns_come_with_the_transcript_and_as_rttm(url: str, aud
 
 
 def test_two_people_at_once_come_back_as_overlapping_turns(url: str, audio: Path, dialogue: dict, tmp_path: Path):
-    """Bob starts his line 2 s before Alice finishes hers: the turns say both speak then, each word says one."""
+    """Bob starts his line 2 s before Alice finishes hers: the turns say both speak then, the words one each."""
     pcm = read_pcm(audio / "dialogue.wav").astype(np.int32)
     alice, bob = (next(t for t in dialogue["turns"] if t["speaker"] == who) for who in ("alice", "bob"))
 
@@ -116,5 +116,10 @@ def test_two_people_at_once_come_back_as_overlapping_turns(url: str, audio: Path
             if a["speaker"] < b["speaker"]:
                 at_once += max(0.0, min(a["end"], b["end"], both[1]) - max(a["start"], b["start"], both[0]))
     assert at_once >= 0.5 * together_s, (at_once, result["turns"])
-    for seg in result["segments"]:
-        assert all(w["speaker"] == seg["speaker"] for w in seg["words"]), "a word has one speaker"
+    # words keep going to one person each: Alice's before Bob comes in, Bob's after she stops
+    said = [w for seg in result["segments"] for w in seg["words"]]
+    before = [w["speaker"] for w in said if w["end"] <= both[0]]
+    after = [w["speaker"] for w in said if w["start"] >= both[1]]
+    alice_label, bob_label = max(set(before), key=before.count), max(set(after), key=after.count)
+    assert alice_label != bob_label
+    assert before.count(alice_label) >= 0.8 * len(before) and after.count(bob_label) >= 0.8 * len(after)

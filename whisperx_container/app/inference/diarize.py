@@ -33,6 +33,10 @@ from app.inference.windows import WindowSpeakers
 
 SAMPLE_RATE = 16000
 SEGMENTS_KEY = "whisperx_asr/segmentations"  # where a precomputed segmentation rides along with the file
+# a speaker's pauses shorter than this stay inside the reported turn (pyannote's min_duration_off, applied to
+# the overlapping turns only, so the exclusive ones words are given to keep short interjections apart):
+# chosen by `make eval-sweep`, docs/benchmarks/quality.md "Tuning"
+TURN_GAP_S = 0.5
 
 
 class BundleDiarization(SpeakerDiarization):
@@ -64,8 +68,7 @@ class BundleDiarization(SpeakerDiarization):
         self._expects_num_speakers = False
         self.instantiate(
             {
-                # a speaker's pauses under 0.5 s are kept inside the turn (docs/benchmarks/quality.md, "Tuning")
-                "segmentation": {"min_duration_off": 0.5},
+                "segmentation": {"min_duration_off": 0.0},  # gaps are filled in the reported turns (TURN_GAP_S)
                 # threshold: euclidean distance between centroids of unit vectors. Two speakers' centroids
                 # sit ~0.85 apart with CAM++ (espeak voices and real speech alike); 0.7 keeps them apart,
                 # and stray singletons join the nearest large cluster (min_cluster_size)
@@ -180,10 +183,14 @@ def diarize_window(
     centroids = {}
     if output.speaker_embeddings is not None:
         centroids = {label: np.asarray(output.speaker_embeddings[i], np.float32) for i, label in enumerate(labels)}
-    turns = [(offset + segment.start, offset + segment.end, label)
-             for segment, _, label in output.exclusive_speaker_diarization.itertracks(yield_label=True)]  # fmt: skip
-    overlapping, durations = [], {}
-    for segment, _, label in output.speaker_diarization.itertracks(yield_label=True):
-        overlapping.append((offset + segment.start, offset + segment.end, label))
-        durations[label] = durations.get(label, 0.0) + segment.duration  # a speaker heard only in overlap too
+    turns, durations = [], {}
+    for segment, _, label in output.exclusive_speaker_diarization.itertracks(yield_label=True):
+        turns.append((offset + segment.start, offset + segment.end, label))
+        durations[label] = durations.get(label, 0.0) + segment.duration
+    # the reported turns: two people at once where they overlap, a speaker's short pauses inside the turn; only
+    # speakers who also speak alone (pyannote adds a label without an embedding where it counts more voices
+    # than it has clusters)
+    heard = output.speaker_diarization.support(collar=TURN_GAP_S)
+    overlapping = [(offset + segment.start, offset + segment.end, label)
+                   for segment, _, label in heard.itertracks(yield_label=True) if label in durations]  # fmt: skip
     return WindowSpeakers(turns, centroids, durations, overlapping)

@@ -85,6 +85,25 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 and np.isfinite(n) else v
 
 
+def _usable(centroid: np.ndarray | None) -> bool:
+    """A centroid that can be compared: pyannote gives an extra speaker it could not embed zeros."""
+    return centroid is not None and bool(np.all(np.isfinite(centroid))) and float(np.linalg.norm(centroid)) > 0
+
+
+def _union(turns: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Each label's turns with overlapping or touching ones merged (two local speakers may end as one)."""
+    out: list[tuple[float, float, str]] = []
+    last: dict[str, int] = {}
+    for start, end, label in sorted(turns, key=lambda t: (t[0], t[1])):
+        i = last.get(label)
+        if i is not None and start <= out[i][1]:
+            out[i] = (out[i][0], max(out[i][1], end), label)
+            continue
+        last[label] = len(out)
+        out.append((start, end, label))
+    return sorted(out)
+
+
 def best_assignment(score: np.ndarray) -> list[tuple[int, int]]:
     """Rows matched one-to-one to columns (min(rows, cols) pairs) with the largest total score."""
     rows, cols = linear_sum_assignment(score, maximize=True)
@@ -109,7 +128,8 @@ class SpeakerLinker:
     overlapping: list[tuple[float, float, int]] = field(default_factory=list)
 
     def add(self, window: WindowSpeakers) -> None:
-        local = [label for label in window.durations if label in window.centroids]
+        alone = {label for *_, label in window.turns}  # a speaker only ever heard under another one is not linked
+        local = [label for label in window.durations if label in alone and _usable(window.centroids.get(label))]
         local.sort(key=lambda label: -window.durations[label])
         mapping: dict[str, int] = {}
         if self.centroids and local:
@@ -166,10 +186,10 @@ class SpeakerLinker:
                 for m in members:
                     merged[m] = root
         names: dict[int, str] = {}
-        for *_, g in sorted(self.turns) + sorted(self.overlapping):  # a speaker heard only in overlap named last
+        for *_, g in sorted(self.turns):
             names.setdefault(merged[g], f"SPEAKER_{len(names):02d}")
         out = [(start, end, names[merged[g]]) for start, end, g in sorted(self.turns)]
-        overlapping = [(start, end, names[merged[g]]) for start, end, g in sorted(self.overlapping)]
+        overlapping = _union([(start, end, names[merged[g]]) for start, end, g in self.overlapping if merged[g] in names])
         centroids: dict[str, np.ndarray] = {}
         for g, root in enumerate(merged):
             if root in names:
