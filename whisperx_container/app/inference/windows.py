@@ -189,7 +189,8 @@ class SpeakerLinker:
         for *_, g in sorted(self.turns):
             names.setdefault(merged[g], f"SPEAKER_{len(names):02d}")
         out = [(start, end, names[merged[g]]) for start, end, g in sorted(self.turns)]
-        overlapping = _union([(start, end, names[merged[g]]) for start, end, g in self.overlapping if merged[g] in names])
+        heard = [(start, end, names[merged[g]]) for start, end, g in self.overlapping if merged[g] in names]
+        overlapping = _union(heard)
         centroids: dict[str, np.ndarray] = {}
         for g, root in enumerate(merged):
             if root in names:
