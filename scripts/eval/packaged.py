@@ -22,6 +22,7 @@ import wave
 from pathlib import Path
 
 from scripts.bench.scoring import rttm_turns, stm_lines
+from scripts.model_bundle import sha256 as file_sha256
 
 SITE = "/opt/venv/lib/python3.11/site-packages"
 PAA = "pyAudioAnalysis-0.1.3"
@@ -60,7 +61,7 @@ def fetch(url: str, sha256: str, dest: Path) -> Path:
     """`url` saved as `dest` once its sha256 is the pinned one (the system's CA store, as pip's; a proxy's CA too)."""
     import httpx
 
-    if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
+    if dest.is_file() and file_sha256(dest) == sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     body = httpx.get(url, verify=ssl.create_default_context(), follow_redirects=True, timeout=300).raise_for_status()

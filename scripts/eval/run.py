@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,12 +29,9 @@ from scripts.bench.scoring import hypothesis_turns, wer, word_speaker_accuracy
 from scripts.bench_service import REPO, Service, baseline, docker, machine
 from scripts.eval import meetings, packaged
 from scripts.eval.metrics import VARIANTS, all_variants
+from scripts.model_bundle import sha256
 
 MAIN = "collar 0.25, overlap scored"  # the report's headline variant (the issue's measurement)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 SPLIT = {"pyannote-sample": "dev", "paa-commands": "dev", "paa-radio": "test"}  # the real recordings' splits
