@@ -21,6 +21,15 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+def agglomerative(diarizer):
+    """`diarizer` (a BundleDiarization) with pyannote's agglomerative clustering, as speaker-diarization-3.1 has."""
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+
+    diarizer.klustering = "AgglomerativeClustering"
+    diarizer.clustering = AgglomerativeClustering(metric="cosine")
+    return diarizer
+
+
 def main() -> None:
     audio_path, bundle = sys.argv[1], Path(sys.argv[2])
     threads = os.cpu_count() or 1
@@ -37,7 +46,7 @@ def main() -> None:
     model = whisperx.load_model(str(bundle / "whisper-tiny.en"), "cpu", compute_type="int8", threads=threads)
     segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
-    diarizer = BundleDiarization(segmentation, embedding, step=0.1, batch_size=32)  # pyannote's default step
+    diarizer = agglomerative(BundleDiarization(segmentation, embedding, step=0.1, batch_size=32))  # its default step
     # pyannote/speaker-diarization-3.1's published hyperparameters (whisperX's default pipeline), set here so
     # that tuning the service's own defaults never moves the baseline
     diarizer.instantiate(

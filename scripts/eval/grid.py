@@ -4,7 +4,9 @@
 
 For every recording and segmentation step the segmentation and the speaker embeddings are computed once
 (they do not depend on what follows); every clustering setting then reuses them, so a grid of hundreds of
-settings costs about what two diarizations of each recording cost. Each setting is scored twice: by the
+settings costs about what two diarizations of each recording cost. The settings: pyannote's agglomerative
+clustering (linkage x threshold x minimum cluster size) and the service's spectral clustering (merge threshold
+x neighbours kept), each at both segmentation steps. Each setting is scored twice: by the
 overlap-aware turns (pyannote's `speaker_diarization`) and by the exclusive ones (one speaker at a time).
 The cross-window linker is swept by diarizing each split's synthesised meetings joined into one recording
 (12 and 6 minutes; the voices recur across meetings) and the real recordings in windows of several lengths,
@@ -25,13 +27,24 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 STEPS = (0.1, 0.25)
-METHODS = ("centroid", "average")
+METHODS = ("centroid", "average")  # agglomerative linkages
 THRESHOLDS = tuple(round(0.45 + 0.05 * i, 2) for i in range(9))  # 0.45 .. 0.85
 MIN_CLUSTER_SIZES = (1, 6, 12)
+MERGES = (0.7, 0.75, 0.8, 0.85, 0.9, 1.0)  # spectral: clusters this alike (cosine) become one; 1.0: none merged
+NEIGHBOURS = (0.05, 0.1, 0.25)  # spectral: the largest share of the embeddings kept as each one's neighbours
 MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5)
 LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
 WINDOW_LENGTHS = (20.0, 40.0, 80.0, 600.0)  # 600: the default before, one window for 12 minutes
-BEFORE = {"step": 0.25, "method": "centroid", "threshold": 0.7, "min_cluster_size": 12, "min_duration_off": 0.0}
+BEFORE = {
+    "step": 0.25,
+    "method": "centroid",
+    "threshold": 0.7,
+    "min_cluster_size": 12,
+    "min_duration_off": 0.0,
+    "neighbours": None,
+}  # the default before the first sweep (agglomerative)
+KEYS = ("step", "method", "threshold", "min_cluster_size", "neighbours", "min_duration_off")
+MAX_SPEAKERS = 8  # the service's default cap (WHISPERX_MAX_SPEAKERS)
 GAP_S = 1.0  # silence between the meetings joined into one recording
 
 
@@ -61,19 +74,25 @@ def main() -> None:
     from pyannote.audio import Model
     from scipy.io import wavfile
 
+    from scripts.bench.baseline import agglomerative
     from scripts.eval.metrics import der
 
     spec, bundle = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     torch.set_num_threads(os.cpu_count() or 1)
     segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
-    pipelines = {step: BundleDiarization(segmentation, embedding, step=step) for step in STEPS}
+    pipelines = {(step, kind): BundleDiarization(segmentation, embedding, step=step)
+                 for step, kind in itertools.product(STEPS, ("spectral", "agglomerative"))}  # fmt: skip
+    for (_, kind), pipeline in pipelines.items():
+        if kind == "agglomerative":
+            agglomerative(pipeline)
     own = BundleDiarization(segmentation, embedding)  # the service's defaults
     own_params = own.parameters(instantiated=True)
     # its overlapping turns are pyannote's with the gaps under TURN_GAP_S filled: min_duration_off here
-    default = {"step": own.segmentation_step, **own_params["clustering"], "min_duration_off": TURN_GAP_S}
+    default = {"step": own.segmentation_step, "method": "spectral", "min_cluster_size": None,
+               **own_params["clustering"], "min_duration_off": TURN_GAP_S}  # fmt: skip
     assert default["step"] in STEPS, default
-    kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation
+    kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation, for every pipeline
 
     for pipeline in pipelines.values():
         compute = pipeline.get_embeddings
@@ -93,7 +112,9 @@ def main() -> None:
         waveform = torch.from_numpy(pcm.astype(np.float32) / 32768.0)[None]
         file = {"waveform": waveform, "sample_rate": 16000, "uri": rec["name"]}
         segs = {}
-        for step, pipeline in pipelines.items():
+        for step in STEPS:
+            pipeline = pipelines[(step, "spectral")]
+            pipeline.instantiate(own_params)
             began = time.perf_counter()
             segs[step] = pipeline.get_segmentations(file)
             pipeline(file | {SEGMENTS_KEY: segs[step]})  # embeds once; kept for every setting below
@@ -112,25 +133,32 @@ def main() -> None:
         return [(s.start, s.end, label) for s, _, label in annotation.itertracks(yield_label=True)]
 
     def run(step: float, params: dict) -> dict:
-        pipeline = pipelines[step]
+        pipeline = pipelines[(step, "agglomerative" if "method" in params["clustering"] else "spectral")]
         pipeline.instantiate(params)
         out = {}
         for rec, file, segs, _ in recordings:
-            output = pipeline(file | {SEGMENTS_KEY: segs[step]})
+            output = pipeline(file | {SEGMENTS_KEY: segs[step]}, max_speakers=MAX_SPEAKERS)  # the service's cap
             out[rec["name"]] = {
                 "overlapping": scores(rec, turns(output.speaker_diarization)),
                 "exclusive": scores(rec, turns(output.exclusive_speaker_diarization)),
             }
         return out
 
-    def setting(method: str, threshold: float, size: int, off: float) -> dict:
-        return {"segmentation": {"min_duration_off": off},
-                "clustering": {"method": method, "min_cluster_size": size, "threshold": threshold}}  # fmt: skip
+    def setting(row: dict, off: float) -> dict:
+        if row["method"] == "spectral":
+            clustering = {"threshold": row["threshold"], "neighbours": row["neighbours"]}
+        else:
+            clustering = {"method": row["method"], "min_cluster_size": row["min_cluster_size"],
+                          "threshold": row["threshold"]}  # fmt: skip
+        return {"segmentation": {"min_duration_off": off}, "clustering": clustering}
 
-    grid = []
-    for step, method, threshold, size in itertools.product(STEPS, METHODS, THRESHOLDS, MIN_CLUSTER_SIZES):
-        grid.append({"step": step, "method": method, "threshold": threshold, "min_cluster_size": size,
-                     "min_duration_off": 0.0, "scores": run(step, setting(method, threshold, size, 0.0))})  # fmt: skip
+    shapes = [
+        {"step": step, "method": method, "threshold": threshold, "min_cluster_size": size, "neighbours": None}
+        for step, method, threshold, size in itertools.product(STEPS, METHODS, THRESHOLDS, MIN_CLUSTER_SIZES)
+    ]
+    shapes += [{"step": step, "method": "spectral", "threshold": merge, "min_cluster_size": None, "neighbours": share}
+               for step, merge, share in itertools.product(STEPS, MERGES, NEIGHBOURS)]  # fmt: skip
+    grid = [b | {"min_duration_off": 0.0, "scores": run(b["step"], setting(b, 0.0))} for b in shapes]
 
     def dev_score(entry: dict) -> float:
         """The choice: the mean of the development split's real and synthesised pooled DER (overlapping turns,
@@ -143,7 +171,7 @@ def main() -> None:
                 parts.append(sum(d["der"] * d["scored_s"] for d in c25) / sum(d["scored_s"] for d in c25))
         return sum(parts) / len(parts)
 
-    shape = ("step", "method", "threshold", "min_cluster_size")
+    shape = ("step", "method", "threshold", "min_cluster_size", "neighbours")
 
     def same(a: dict, b: dict) -> bool:
         return all(a[k] == b[k] for k in shape)
@@ -155,14 +183,13 @@ def main() -> None:
     for b, off in itertools.product(more, MIN_DURATIONS_OFF):
         if any(same(g, b) and g["min_duration_off"] == off for g in grid):
             continue
-        params = setting(b["method"], b["threshold"], b["min_cluster_size"], off)
-        grid.append({k: b[k] for k in shape} | {"min_duration_off": off, "scores": run(b["step"], params)})
+        grid.append({k: b[k] for k in shape} | {"min_duration_off": off, "scores": run(b["step"], setting(b, off))})
 
     # the windows and the linker: the synthesised meetings of each split joined into one long recording (their
     # voices recur across meetings) and the real recordings, diarized in windows of each length, linked at each
     # threshold
     chosen = min(grid, key=dev_score)
-    pipeline = pipelines[default["step"]]
+    pipeline = pipelines[(default["step"], "spectral")]
     pipeline.instantiate(own_params)  # inside each window exactly what the service runs (diarize_window fills gaps)
     long = [joined([(r, pcm) for r, *_, pcm in recordings if r["split"] == s and not r["real"]], f"joined-{s}", s)
             for s in ("dev", "test")]  # fmt: skip
@@ -179,12 +206,12 @@ def main() -> None:
                 for start, end in cut_windows(audio, window_s, search_s=min(10.0, window_s / 5)):
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     segs = pipeline.get_segmentations({"waveform": waveform, "sample_rate": 16000})
-                    found.append(diarize_window(pipeline, waveform, segs, start, None, None, 8))
+                    found.append(diarize_window(pipeline, waveform, segs, start, None, None, MAX_SPEAKERS))
                 windows[rec["name"]] = found
             for threshold in LINK_THRESHOLDS:
                 out = {}
                 for rec, _ in linked:
-                    linker = SpeakerLinker(threshold=threshold, max_speakers=8)
+                    linker = SpeakerLinker(threshold=threshold, max_speakers=MAX_SPEAKERS)
                     for w in windows[rec["name"]]:
                         linker.add(w)
                     found = linker.speakers()
@@ -196,12 +223,11 @@ def main() -> None:
                               "windows": {r: len(w) for r, w in windows.items()}})  # fmt: skip
     linked_recordings = [{k: r[k] for k in ("name", "split", "real", "duration")}
                          | {"speakers": len({t[2] for t in r["turns"]})} for r, _ in linked]  # fmt: skip
-    keys = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
     windowing = {"window_s": Settings.model_fields["whisperx_window_s"].default,
                  "link_threshold": SpeakerLinker().threshold}  # the service's defaults  # fmt: skip
     print(json.dumps({"grid": grid, "links": links, "linked": linked_recordings, "embedding_cost_s": cost,
                       "windowing": windowing,
-                      "chosen": {k: chosen[k] for k in keys}, "default": {k: default[k] for k in keys}}))  # fmt: skip
+                      "chosen": {k: chosen[k] for k in KEYS}, "default": {k: default[k] for k in KEYS}}))  # fmt: skip
 
 
 if __name__ == "__main__":

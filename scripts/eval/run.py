@@ -241,7 +241,7 @@ def sweep_report(sweep: dict) -> list[str]:
         "|---|---|---|---|---|---|",
         f"| best on dev: {setting_name(chosen)} | {cells(by_key[key(chosen)])}",
     ]
-    for label, which in (("**the service's default**", sweep["default"]), ("before the sweep", sweep["before"])):
+    for label, which in (("**the default when swept**", sweep["default"]), ("before the sweep", sweep["before"])):
         if key(which) in by_key:
             lines.append(f"| {label}: {setting_name(which)} | {cells(by_key[key(which)])}")
     lines += ["", "Each knob on its own: the best development score with that value (the shortest gap other than 0"
@@ -269,7 +269,7 @@ def sweep_report(sweep: dict) -> list[str]:
                   f" against {cell(words['dev all exclusive'])}."]  # fmt: skip
     lines.append("")
     linked = ", ".join(f"{r['name']} ({r['duration'] / 60:.1f} min, {r['speakers']} speakers)" for r in sweep["linked"])
-    lines += ["Windows and the cross-window linker, with the service's default setting inside each window: every"
+    lines += ["Windows and the cross-window linker, with the default setting when swept inside each window: every"
               " split's synthesised meetings joined into one recording (voices recur across meetings) and the real"
               f" recordings ({linked}) diarized in windows of each length (a recording up to 1.25 windows long is"
               " one window), linked at each threshold.", "",
@@ -280,7 +280,7 @@ def sweep_report(sweep: dict) -> list[str]:
         if link is best:
             label += " (best on dev)"
         if (link["window_s"], link["link_threshold"]) == tuple(sweep["windowing"].values()):
-            label = f"**{label}: the service's default**"
+            label = f"**{label}: the default when swept**"
         lines.append(f"| {label} | {cells(link)}")
     lines += [""] + [f"- {n}" for n in sweep.get("notes", [])]
     return lines

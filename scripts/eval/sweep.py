@@ -1,7 +1,8 @@
 """`make eval-sweep`: the diarization settings chosen on the development split, with their effect on the test split.
 
 Builds the harness's recordings (scripts/eval/run.py), runs scripts/eval/grid.py inside the service image on
-them (segmentation step x clustering method x threshold x minimum cluster size, then the shortest gap kept
+them (segmentation step x clustering: agglomerative linkage x threshold x minimum cluster size, and spectral
+x merge threshold x neighbours kept; then the shortest gap kept
 for the best three, then the cross-window linker's threshold on the same recordings cut into short windows),
 and keeps the result in docs/benchmarks/quality.json under "sweep"; the next `make eval` prints it in quality.md.
 The setting is chosen by the development split's turn-level DER (collar 0.25, overlap scored) alone; the
@@ -16,10 +17,8 @@ import time
 import uuid
 
 from scripts.bench_service import REPO, docker, machine
-from scripts.eval.grid import BEFORE
+from scripts.eval.grid import BEFORE, KEYS
 from scripts.eval.run import arguments, recordings
-
-KEYS = ("step", "method", "threshold", "min_cluster_size", "min_duration_off")
 
 
 def pooled(scores: dict, names: list[str], turns: str, collar: str = "c25") -> dict:

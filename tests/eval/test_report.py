@@ -64,11 +64,12 @@ def sweep_row(der: float, **setting) -> dict:
 
 
 def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_path: Path):
-    base = {"step": 0.25, "method": "centroid", "min_cluster_size": 12}
+    base = {"step": 0.25, "method": "centroid", "min_cluster_size": 12, "neighbours": None}
     best, default = (
-        base | {"threshold": 0.55, "min_duration_off": 0.5},
+        {"step": 0.25, "method": "spectral", "min_cluster_size": None, "neighbours": 0.1, "threshold": 0.8,
+         "min_duration_off": 0.5},
         base | {"threshold": 0.7, "min_duration_off": 0.5},
-    )
+    )  # fmt: skip
     before = base | {"threshold": 0.7, "min_duration_off": 0.0}
     rows = [sweep_row(0.1, **best), sweep_row(0.2, **default), sweep_row(0.3, **before)]
     links = [
@@ -83,10 +84,12 @@ def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_pa
     report({"recordings": recs, "machine": {"cpus": 2, "cpu": "t"}, "date": "d", "image": "i", "elapsed_min": 1.0,
             "sweep": sweep}, tmp_path / "q.md")  # fmt: skip
     text = (tmp_path / "q.md").read_text()
-    assert "| best on dev: step 0.25, centroid, threshold 0.55, min cluster 12, min gap 0.5 s | 10.0%" in text
-    assert (
-        "| **the service's default**: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0.5 s | 20.0%" in text
-    )
+    spectral = "step 0.25, spectral, merged above cosine 0.8, neighbours up to 10%, min gap 0.5 s"
+    assert f"| best on dev: {spectral} | 10.0%" in text and "| method | spectral | 10.0% |" in text
+    assert "| merge (spectral: cosine similarity) | 0.8 | 10.0% |" in text
+    assert "| threshold (agglomerative: centroid distance) | 0.7 | 20.0% |" in text
+    swept = "step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0.5 s"
+    assert f"| **the default when swept**: {swept} | 20.0%" in text
     assert "| before the sweep: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0 s | 30.0%" in text
-    assert "| **600 s, 0.65: the service's default** | 40.0%" in text and "| 40 s, 0.85 (best on dev) | 25.0%" in text
+    assert "| **600 s, 0.65: the default when swept** | 40.0%" in text and "| 40 s, 0.85 (best on dev) | 25.0%" in text
     assert "joined-dev (12.0 min, 8 speakers)" in text and "- kept 0.7: see why" in text

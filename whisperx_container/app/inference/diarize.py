@@ -20,7 +20,7 @@ import torch
 from pyannote.audio import Model
 from pyannote.audio.core.inference import Inference
 from pyannote.audio.core.io import Audio
-from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering, BaseClustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 from pyannote.core import SlidingWindowFeature
 from pyannote.pipeline.parameter import ParamDict, Uniform
@@ -28,6 +28,7 @@ from whisperx.diarize import Segment as SegmentX
 from whisperx.vads.pyannote import Binarize
 from whisperx.vads.vad import Vad
 
+from app.inference.spectral import spectral_clusters
 from app.inference.speech import VadOptions, shape_regions
 from app.inference.windows import WindowSpeakers
 
@@ -39,11 +40,38 @@ SEGMENTS_KEY = "whisperx_asr/segmentations"  # where a precomputed segmentation 
 TURN_GAP_S = 0.5
 
 
+class SpectralClustering(BaseClustering):
+    """pyannote's clustering step by `spectral.spectral_clusters`: the speaker count from the eigengap of the
+    embeddings' pruned affinity graph; clusters whose mean embeddings are more alike than `threshold` (cosine
+    similarity) then become one speaker. pyannote assigns every embedding to the nearest centroid after it.
+
+    Fewer than FEW embeddings (a clip of a few seconds) make no graph to read a gap from: those are clustered
+    as before, agglomeratively (centroid linkage, euclidean distance 0.7 between unit vectors).
+    """
+
+    FEW = 10
+
+    def __init__(self, metric: str = "cosine"):
+        super().__init__(metric=metric)
+        self.threshold = Uniform(0.5, 1.0)
+        self.neighbours = Uniform(0.02, 0.5)
+        few = AgglomerativeClustering(metric=metric)
+        few.instantiate({"method": "centroid", "min_cluster_size": 12, "threshold": 0.7})
+        self.few = (few,)  # in a tuple: not a sub-pipeline whose parameters the parent would have to set
+
+    def cluster(self, embeddings: np.ndarray, min_clusters: int, max_clusters: int, num_clusters: int | None = None,
+                **_) -> np.ndarray:  # fmt: skip
+        if len(embeddings) < self.FEW:
+            return self.few[0].cluster(embeddings, min_clusters, max_clusters, num_clusters=num_clusters)
+        return spectral_clusters(embeddings, min_clusters, max_clusters, num_clusters, merge=self.threshold,
+                                 neighbours=self.neighbours)  # fmt: skip
+
+
 class BundleDiarization(SpeakerDiarization):
     """pyannote's SpeakerDiarization on local checkpoints: segmentation-3.0 + CAM++, no PLDA.
 
     pyannote 4's constructor insists on loading a PLDA (VBx clustering); offline we have none, so this
-    sets up the same attributes with agglomerative clustering on cosine distance instead.
+    sets up the same attributes with spectral clustering on cosine similarity instead.
     """
 
     def __init__(self, segmentation: Model, embedding, step: float = 0.25, batch_size: int = 32):
@@ -55,7 +83,7 @@ class BundleDiarization(SpeakerDiarization):
         self.embedding_batch_size = batch_size
         self.embedding_exclude_overlap = True
         self.plda, self._plda = None, None
-        self.klustering = "AgglomerativeClustering"
+        self.klustering = "SpectralClustering"
         self.der_variant = {"collar": 0.0, "skip_overlap": False}
         duration = segmentation.specifications.duration
         self._segmentation = Inference(
@@ -64,15 +92,15 @@ class BundleDiarization(SpeakerDiarization):
         self.segmentation = ParamDict(min_duration_off=Uniform(0.0, 1.0))
         self._embedding = embedding
         self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
-        self.clustering = AgglomerativeClustering(metric="cosine")
+        self.clustering = SpectralClustering(metric="cosine")
         self._expects_num_speakers = False
         self.instantiate(
             {
                 "segmentation": {"min_duration_off": 0.0},  # gaps are filled in the reported turns (TURN_GAP_S)
-                # threshold: euclidean distance between centroids of unit vectors. Two speakers' centroids
-                # sit ~0.85 apart with CAM++ (espeak voices and real speech alike); 0.7 keeps them apart,
-                # and stray singletons join the nearest large cluster (min_cluster_size)
-                "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.7},
+                # spectral clustering: speakers counted by the eigengap; two found whose mean embeddings are at a
+                # cosine similarity >= 0.8 are one (people sit near 0.3-0.6 with CAM++, two excerpts of one person
+                # near 0.8); chosen by `make eval-sweep`, docs/benchmarks/quality.md "Tuning"
+                "clustering": {"threshold": 0.8, "neighbours": 0.1},
             }
         )
 
