@@ -44,7 +44,6 @@ BEFORE = {
     "neighbours": None,
 }  # the default before the first sweep (agglomerative)
 KEYS = ("step", "method", "threshold", "min_cluster_size", "neighbours", "min_duration_off")
-MAX_SPEAKERS = 8  # the service's default cap (WHISPERX_MAX_SPEAKERS)
 GAP_S = 1.0  # silence between the meetings joined into one recording
 
 
@@ -78,6 +77,7 @@ def main() -> None:
     from scripts.eval.metrics import der
 
     spec, bundle = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+    cap = Settings.model_fields["whisperx_max_speakers"].default  # the service's speaker cap, as it passes it
     torch.set_num_threads(os.cpu_count() or 1)
     segmentation = Model.from_pretrained(str(bundle / "pyannote-segmentation-3.0/pytorch_model.bin"))
     embedding = CamPlusEmbedding(bundle / "campplus/campplus_cn_en_common.pt", torch.device("cpu"))
@@ -137,7 +137,7 @@ def main() -> None:
         pipeline.instantiate(params)
         out = {}
         for rec, file, segs, _ in recordings:
-            output = pipeline(file | {SEGMENTS_KEY: segs[step]}, max_speakers=MAX_SPEAKERS)  # the service's cap
+            output = pipeline(file | {SEGMENTS_KEY: segs[step]}, max_speakers=cap)
             out[rec["name"]] = {
                 "overlapping": scores(rec, turns(output.speaker_diarization)),
                 "exclusive": scores(rec, turns(output.exclusive_speaker_diarization)),
@@ -206,12 +206,12 @@ def main() -> None:
                 for start, end in cut_windows(audio, window_s, search_s=min(10.0, window_s / 5)):
                     waveform = torch.from_numpy(audio.read(start, end))[None]
                     segs = pipeline.get_segmentations({"waveform": waveform, "sample_rate": 16000})
-                    found.append(diarize_window(pipeline, waveform, segs, start, None, None, MAX_SPEAKERS))
+                    found.append(diarize_window(pipeline, waveform, segs, start, None, None, cap))
                 windows[rec["name"]] = found
             for threshold in LINK_THRESHOLDS:
                 out = {}
                 for rec, _ in linked:
-                    linker = SpeakerLinker(threshold=threshold, max_speakers=MAX_SPEAKERS)
+                    linker = SpeakerLinker(threshold=threshold, max_speakers=cap)
                     for w in windows[rec["name"]]:
                         linker.add(w)
                     found = linker.speakers()
