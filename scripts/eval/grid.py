@@ -15,6 +15,7 @@ linking them at each threshold. Prints one JSON document.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -32,7 +33,7 @@ THRESHOLDS = tuple(round(0.45 + 0.05 * i, 2) for i in range(9))  # 0.45 .. 0.85
 MIN_CLUSTER_SIZES = (1, 6, 12)
 MERGES = (0.7, 0.75, 0.8, 0.85, 0.9, 1.0)  # spectral: clusters this alike (cosine) become one; 1.0: none merged
 NEIGHBOURS = (0.05, 0.1, 0.25)  # spectral: the largest share of the embeddings kept as each one's neighbours
-MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5)
+MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
 WINDOW_LENGTHS = (20.0, 40.0, 80.0, 600.0)  # 600: the default before, one window for 12 minutes
 BEFORE = {
@@ -62,10 +63,19 @@ def joined(parts: list, name: str, split: str):
     return rec, np.concatenate(pcm)
 
 
+BEGAN = time.perf_counter()
+
+
+def progress(what: str) -> None:
+    """A line on stderr (`docker logs` of the running sweep); stdout carries only the result."""
+    print(f"{time.perf_counter() - BEGAN:7.0f} s  {what}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     import numpy as np
     import torch
     from app.config import Settings
+    from app.inference import spectral
     from app.inference.audio import PcmAudio
     from app.inference.diarize import SEGMENTS_KEY, TURN_GAP_S, BundleDiarization, diarize_window
     from app.inference.embedding import CamPlusEmbedding
@@ -105,6 +115,17 @@ def main() -> None:
 
         pipeline.get_embeddings = get_embeddings
 
+    spectra: dict[tuple, tuple] = {}  # the eigengap search by (affinity, bounds, neighbours); the merge comes after
+    search = spectral.spectrum
+
+    def spectrum(affinity, low, high, neighbours):
+        key = (hashlib.blake2b(affinity.tobytes(), digest_size=16).digest(), low, high, neighbours)
+        if key not in spectra:
+            spectra[key] = search(affinity, low, high, neighbours)
+        return spectra[key]
+
+    spectral.spectrum = spectrum  # six merge thresholds (and four gaps) cost one search, not ten
+
     recordings, cost = [], {}
     for rec in spec["recordings"]:
         rate, pcm = wavfile.read(Path(spec["root"]) / rec["path"])
@@ -117,8 +138,9 @@ def main() -> None:
             pipeline.instantiate(own_params)
             began = time.perf_counter()
             segs[step] = pipeline.get_segmentations(file)
-            pipeline(file | {SEGMENTS_KEY: segs[step]})  # embeds once; kept for every setting below
+            pipeline(file | {SEGMENTS_KEY: segs[step]}, max_speakers=cap)  # embeds once, kept for every setting
             cost[f"{rec['name']} step {step}"] = round(time.perf_counter() - began, 2)
+            progress(f"embedded {rec['name']} at step {step}")
         recordings.append((rec, file, segs, pcm))
 
     def scores(rec: dict, turns: list) -> dict:
@@ -142,6 +164,7 @@ def main() -> None:
                 "overlapping": scores(rec, turns(output.speaker_diarization)),
                 "exclusive": scores(rec, turns(output.exclusive_speaker_diarization)),
             }
+        progress(f"step {step} {params}")
         return out
 
     def setting(row: dict, off: float) -> dict:
@@ -189,6 +212,7 @@ def main() -> None:
     # voices recur across meetings) and the real recordings, diarized in windows of each length, linked at each
     # threshold
     chosen = min(grid, key=dev_score)
+    spectra.clear()  # each window below is clustered once
     pipeline = pipelines[(default["step"], "spectral")]
     pipeline.instantiate(own_params)  # inside each window exactly what the service runs (diarize_window fills gaps)
     long = [joined([(r, pcm) for r, *_, pcm in recordings if r["split"] == s and not r["real"]], f"joined-{s}", s)
@@ -208,6 +232,7 @@ def main() -> None:
                     segs = pipeline.get_segmentations({"waveform": waveform, "sample_rate": 16000})
                     found.append(diarize_window(pipeline, waveform, segs, start, None, None, cap))
                 windows[rec["name"]] = found
+                progress(f"{rec['name']} in {window_s:g}-s windows")
             for threshold in LINK_THRESHOLDS:
                 out = {}
                 for rec, _ in linked:
