@@ -241,6 +241,11 @@ def sweep_report(sweep: dict) -> list[str]:
         "|---|---|---|---|---|---|",
         f"| best on dev: {setting_name(chosen)} | {cells(by_key[key(chosen)])}",
     ]
+    if within := sweep.get("within_goals"):
+        lines.append(
+            f"| best on dev that keeps the speaker-count goal (every real 2-4 speaker dev recording off by"
+            f" at most 1) at the service's step: {setting_name(within)} | {cells(by_key[key(within)])}"
+        )
     for label, which in (("**the default when swept**", sweep["default"]), ("before the sweep", sweep["before"])):
         if key(which) in by_key:
             lines.append(f"| {label}: {setting_name(which)} | {cells(by_key[key(which)])}")
