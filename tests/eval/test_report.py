@@ -76,7 +76,14 @@ def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_pa
         sweep_row(0.4, window_s=600.0, link_threshold=0.65) | {"windows": {}},
         sweep_row(0.25, window_s=40.0, link_threshold=0.85) | {"windows": {}},
     ]
-    sweep = {"rows": rows, "chosen": best, "default": default, "before": before, "links": links}
+    sweep = {
+        "rows": rows,
+        "chosen": best,
+        "default": default,
+        "before": before,
+        "links": links,
+        "within_goals": default,
+    }
     sweep |= {"windowing": {"window_s": 600.0, "link_threshold": 0.65}, "notes": ["kept 0.7: see why"]}
     sweep |= {"linked": [{"name": "joined-dev", "duration": 720.0, "speakers": 8}]}
     sweep |= {"machine": {"cpus": 2}, "date": "today", "elapsed_min": 13.0}
@@ -90,6 +97,7 @@ def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_pa
     assert "| threshold (agglomerative: centroid distance) | 0.7 | 20.0% |" in text
     swept = "step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0.5 s"
     assert f"| **the default when swept**: {swept} | 20.0%" in text
+    assert f"recording off by at most 1) at the service's step: {swept} | 20.0%" in text
     assert "| before the sweep: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0 s | 30.0%" in text
     assert "| **600 s, 0.65: the default when swept** | 40.0%" in text and "| 40 s, 0.85 (best on dev) | 25.0%" in text
     assert "joined-dev (12.0 min, 8 speakers)" in text and "- kept 0.7: see why" in text
