@@ -14,7 +14,8 @@ bundle) scored twice, by its speaker turns (`turns`) and by its speaker-labelled
 of the transcript gets); and scripts/bench/baseline.py (whisperX's VAD and batched transcription, then
 pyannote's SpeakerDiarization over the whole file on the same checkpoints, then assign_word_speakers)
 scored the same two ways. DER in four variants (collar 0 / 0.25 s, overlap scored / excluded) with its
-parts, the speaker-count error, the words given to the right speaker, and WER.
+parts, the speaker-count error, the words given to the right speaker, and WER. Then the word-to-speaker
+assignment rules of scripts/eval/assign.py on the same words and turns.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import json
 import time
 from pathlib import Path
 
+import httpx
+
 from scripts.bench.scoring import hypothesis_turns, wer, word_speaker_accuracy
 from scripts.bench_service import REPO, Service, baseline, docker, machine
 from scripts.eval import meetings, packaged
+from scripts.eval.assign import RULES
 from scripts.eval.metrics import VARIANTS, all_variants
 from scripts.model_bundle import sha256
 
@@ -78,8 +82,9 @@ def evaluate(image: str, bundle: Path, work: Path) -> dict:
     try:
         for rec in recs:
             body, wall, _, _ = service.transcribe(rec["path"])
-            rec["service"] = scored(rec, [(t["start"], t["end"], t["speaker"]) for t in body["turns"]],
-                                    body["segments"], body["text"]) | {"wall_s": round(wall, 2)}  # fmt: skip
+            turns = [(t["start"], t["end"], t["speaker"]) for t in body["turns"]]
+            rec["service"] = scored(rec, turns, body["segments"], body["text"]) | {"wall_s": round(wall, 2)}
+            rec["assignment"] = assignment(service, rec, turns)
     finally:
         service.remove()
     for rec in recs:
@@ -90,6 +95,20 @@ def evaluate(image: str, bundle: Path, work: Path) -> dict:
             "wall_s": round(time.perf_counter() - began, 2)
         }
     return {"recordings": recs}
+
+
+def assignment(service: Service, rec: dict, turns: list) -> dict:
+    """Words to the right speaker by each rule of scripts/eval/assign.py: the recording's words without
+    diarization (Whisper's segments and word times), given speakers from the service's turns."""
+    form = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
+    with rec["path"].open("rb") as f:
+        response = httpx.post(f"{service.url}/v1/audio/transcriptions", files={"file": (rec["path"].name, f)},
+                              data=form, timeout=7200)  # fmt: skip
+    response.raise_for_status()
+    plain, reference = response.json(), [tuple(t) for t in rec["turns"]]
+    out = {rule: word_speaker_accuracy(assign(plain["segments"], plain["words"], turns), reference)
+           for rule, assign in RULES.items()}  # fmt: skip
+    return out | {"words": len(plain["words"])}
 
 
 def spread(segment: dict) -> list[dict]:
@@ -190,6 +209,7 @@ def report(results: dict, out: Path) -> None:
             f" {percent(s['wer'])} / {percent(w['wer'])} |"
             f" {s['turns'][MAIN]['der']:.1%} | {w['turns'][MAIN]['der']:.1%} |"
         )
+    lines += assignment_report(recs)
     test = [r for r in recs if r["split"] == "test"]
     lines += ["", "## Goals (test split)", "", "| goal | measured | |", "|---|---|---|"] if test else [""]
     if real := [r for r in test if r["real"]]:
@@ -203,6 +223,30 @@ def report(results: dict, out: Path) -> None:
     if results.get("sweep"):
         lines += sweep_report(results["sweep"])
     out.write_text("\n".join(lines) + "\n")
+
+
+def assignment_report(recs: list[dict]) -> list[str]:
+    """Words given to the right speaker by each assignment rule, pooled over a split's words."""
+    recs = [r for r in recs if r.get("assignment")]
+    if not recs:
+        return []
+    groups = [(f"{s}, {'real' if real else 'synthesised'}", [r for r in recs if r["split"] == s and r["real"] == real])
+              for s in ("dev", "test") for real in (True, False)]  # fmt: skip
+    lines = ["", "## Words near turn boundaries", "",
+             "Each recording transcribed once more without diarization (`/v1/audio/transcriptions`, Whisper's"
+             " segments and word times); its words given speakers from the service's `turns` by each rule"
+             " (`scripts/eval/assign.py`), so the figures differ by the rule alone. Words to the right speaker,"
+             " pooled over the words of each part:", "",
+             "| rule | " + " | ".join(name for name, _ in groups) + " |", "|---|" + "---|" * len(groups)]  # fmt: skip
+    for rule in RULES:
+        shares = []
+        for _, part in groups:
+            words = sum(r["assignment"]["words"] for r in part)
+            shares.append(
+                sum(r["assignment"][rule] * r["assignment"]["words"] for r in part) / words if words else None
+            )
+        lines.append(f"| {rule} | " + " | ".join(percent(s) for s in shares) + " |")
+    return lines
 
 
 def setting_name(row: dict) -> str:

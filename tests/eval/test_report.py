@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scripts.eval.metrics import VARIANTS
-from scripts.eval.run import pooled, report, spread
+from scripts.eval.run import assignment_report, pooled, report, spread
 
 
 def result(der: float, scored_s: float) -> dict:
@@ -101,3 +101,15 @@ def test_the_sweep_names_the_best_setting_the_default_and_the_linker_rows(tmp_pa
     assert "| before the sweep: step 0.25, centroid, threshold 0.7, min cluster 12, min gap 0 s | 30.0%" in text
     assert "| **600 s, 0.65: the default when swept** | 40.0%" in text and "| 40 s, 0.85 (best on dev) | 25.0%" in text
     assert "joined-dev (12.0 min, 8 speakers)" in text and "- kept 0.7: see why" in text
+
+
+def test_assignment_rules_are_pooled_over_the_words_of_each_part():
+    recs = [recording("a", "dev", 0.1, 60.0, real=True), recording("b", "dev", 0.1, 60.0, real=True),
+            recording("c", "test", 0.1, 60.0)]  # fmt: skip
+    recs[0]["assignment"] = {"segment": 0.5, "word": 1.0, "words": 100}
+    recs[1]["assignment"] = {"segment": 1.0, "word": 1.0, "words": 300}
+    recs[2]["assignment"] = {"segment": 0.8, "word": 0.9, "words": 50}
+    text = "\n".join(assignment_report(recs))
+    assert "| rule | dev, real | dev, synthesised | test, real | test, synthesised |" in text
+    assert "| segment | 87.5% | n/a | n/a | 80.0% |" in text and "| word | 100.0% | n/a | n/a | 90.0% |" in text
+    assert assignment_report([recording("d", "dev", 0.1, 60.0)]) == []  # measured before the rules: no section
