@@ -6,7 +6,8 @@ For every recording and segmentation step the segmentation and the speaker embed
 (they do not depend on what follows); every clustering setting then reuses them, so a grid of hundreds of
 settings costs about what two diarizations of each recording cost. The settings: pyannote's agglomerative
 clustering (linkage x threshold x minimum cluster size) and the service's spectral clustering (merge threshold
-x neighbours kept), each at both segmentation steps. Each setting is scored twice: by the
+x neighbours kept), each at both segmentation steps; for the best three, the default and the setting before
+the sweep also every shortest gap kept in a turn and shortest turn kept. Each setting is scored twice: by the
 overlap-aware turns (pyannote's `speaker_diarization`) and by the exclusive ones (one speaker at a time).
 The cross-window linker is swept by diarizing each split's synthesised meetings joined into one recording
 (12 and 6 minutes; the voices recur across meetings) and the real recordings in windows of several lengths,
@@ -34,6 +35,7 @@ MIN_CLUSTER_SIZES = (1, 6, 12)
 MERGES = (0.7, 0.75, 0.8, 0.85, 0.9, 1.0)  # spectral: clusters this alike (cosine) become one; 1.0: none merged
 NEIGHBOURS = (0.05, 0.1, 0.25)  # spectral: the largest share of the embeddings kept as each one's neighbours
 MIN_DURATIONS_OFF = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
+MIN_DURATIONS_ON = (0.0, 0.1, 0.25, 0.5)  # turns shorter than this dropped (after the gaps are filled)
 LINK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(12))  # 0.30 .. 0.85
 WINDOW_LENGTHS = (20.0, 40.0, 80.0, 600.0)  # 600: the default before, one window for 12 minutes
 BEFORE = {
@@ -42,9 +44,10 @@ BEFORE = {
     "threshold": 0.7,
     "min_cluster_size": 12,
     "min_duration_off": 0.0,
+    "min_duration_on": 0.0,
     "neighbours": None,
 }  # the default before the first sweep (agglomerative)
-KEYS = ("step", "method", "threshold", "min_cluster_size", "neighbours", "min_duration_off")
+KEYS = ("step", "method", "threshold", "min_cluster_size", "neighbours", "min_duration_off", "min_duration_on")
 GAP_S = 1.0  # silence between the meetings joined into one recording
 
 
@@ -100,7 +103,7 @@ def main() -> None:
     own_params = own.parameters(instantiated=True)
     # its overlapping turns are pyannote's with the gaps under TURN_GAP_S filled: min_duration_off here
     default = {"step": own.segmentation_step, "method": "spectral", "min_cluster_size": None,
-               **own_params["clustering"], "min_duration_off": TURN_GAP_S}  # fmt: skip
+               **own_params["clustering"], "min_duration_off": TURN_GAP_S, "min_duration_on": 0.0}  # fmt: skip
     assert default["step"] in STEPS, default
     kept: dict[int, tuple] = {}  # (segmentation, embeddings) by the id of the segmentation, for every pipeline
 
@@ -151,20 +154,21 @@ def main() -> None:
             "speakers": len({t[2] for t in turns}),
         }
 
-    def turns(annotation) -> list:
-        return [(s.start, s.end, label) for s, _, label in annotation.itertracks(yield_label=True)]
+    def turns(annotation, shortest: float) -> list:
+        return [(s.start, s.end, label) for s, _, label in annotation.itertracks(yield_label=True)
+                if s.duration >= shortest]  # fmt: skip
 
-    def run(step: float, params: dict) -> dict:
+    def run(step: float, params: dict, shortest: float = 0.0) -> dict:
         pipeline = pipelines[(step, "agglomerative" if "method" in params["clustering"] else "spectral")]
         pipeline.instantiate(params)
         out = {}
         for rec, file, segs, _ in recordings:
             output = pipeline(file | {SEGMENTS_KEY: segs[step]}, max_speakers=cap)
             out[rec["name"]] = {
-                "overlapping": scores(rec, turns(output.speaker_diarization)),
-                "exclusive": scores(rec, turns(output.exclusive_speaker_diarization)),
+                "overlapping": scores(rec, turns(output.speaker_diarization, shortest)),
+                "exclusive": scores(rec, turns(output.exclusive_speaker_diarization, shortest)),
             }
-        progress(f"step {step} {params}")
+        progress(f"step {step} {params} shortest turn {shortest}")
         return out
 
     def setting(row: dict, off: float) -> dict:
@@ -181,7 +185,8 @@ def main() -> None:
     ]
     shapes += [{"step": step, "method": "spectral", "threshold": merge, "min_cluster_size": None, "neighbours": share}
                for step, merge, share in itertools.product(STEPS, MERGES, NEIGHBOURS)]  # fmt: skip
-    grid = [b | {"min_duration_off": 0.0, "scores": run(b["step"], setting(b, 0.0))} for b in shapes]
+    grid = [b | {"min_duration_off": 0.0, "min_duration_on": 0.0, "scores": run(b["step"], setting(b, 0.0))}
+            for b in shapes]  # fmt: skip
 
     def dev_score(entry: dict) -> float:
         """The choice: the mean of the development split's real and synthesised pooled DER (overlapping turns,
@@ -203,10 +208,11 @@ def main() -> None:
     for wanted in (BEFORE, default):  # the setting before the sweep and the service's own get every gap too
         if not any(same(g, wanted) for g in more):
             more.append(next(g for g in grid if same(g, wanted)))
-    for b, off in itertools.product(more, MIN_DURATIONS_OFF):
-        if any(same(g, b) and g["min_duration_off"] == off for g in grid):
+    for b, off, on in itertools.product(more, MIN_DURATIONS_OFF, MIN_DURATIONS_ON):
+        if any(same(g, b) and (g["min_duration_off"], g["min_duration_on"]) == (off, on) for g in grid):
             continue
-        grid.append({k: b[k] for k in shape} | {"min_duration_off": off, "scores": run(b["step"], setting(b, off))})
+        grid.append({k: b[k] for k in shape} | {"min_duration_off": off, "min_duration_on": on,
+                                                "scores": run(b["step"], setting(b, off), on)})  # fmt: skip
 
     # the windows and the linker: the synthesised meetings of each split joined into one long recording (their
     # voices recur across meetings) and the real recordings, diarized in windows of each length, linked at each

@@ -255,7 +255,8 @@ def setting_name(row: dict) -> str:
                       f" {row['neighbours']:.0%}")  # fmt: skip
     else:
         clustering = f"{row['method']}, threshold {row['threshold']:g}, min cluster {row['min_cluster_size']}"
-    return f"step {row['step']:g}, {clustering}, min gap {row['min_duration_off']:g} s"
+    shortest = f", min turn {row['min_duration_on']:g} s" if row.get("min_duration_on") else ""
+    return f"step {row['step']:g}, {clustering}, min gap {row['min_duration_off']:g} s{shortest}"
 
 
 def sweep_report(sweep: dict) -> list[str]:
@@ -268,7 +269,7 @@ def sweep_report(sweep: dict) -> list[str]:
 
     def key(row: dict) -> tuple:
         return tuple(row.get(k) for k in ("step", "method", "threshold", "min_cluster_size", "neighbours",
-                                          "min_duration_off"))  # fmt: skip
+                                          "min_duration_off", "min_duration_on"))  # fmt: skip
 
     by_key = {key(r): r for r in rows}
     head = "| dev, real | dev, synthesised | test, real | test, synthesised | speakers off by (dev) |"
@@ -293,9 +294,9 @@ def sweep_report(sweep: dict) -> list[str]:
     for label, which in (("**the default when swept**", sweep["default"]), ("before the sweep", sweep["before"])):
         if key(which) in by_key:
             lines.append(f"| {label}: {setting_name(which)} | {cells(by_key[key(which)])}")
-    lines += ["", "Each knob on its own: the best development score with that value (the shortest gap other than 0"
-              " was tried on the best three settings, the default and the one before the sweep; every other knob on"
-              " the whole grid).", "",
+    lines += ["", "Each knob on its own: the best development score with that value (the shortest gap and the"
+              " shortest turn other than 0 were tried on the best three settings, the default and the one before"
+              " the sweep; every other knob on the whole grid).", "",
               "| knob | value | best dev score (mean of real and synthesised DER) |", "|---|---|---|"]  # fmt: skip
     spectral = [r for r in rows if r["method"] == "spectral"]
     agglomerative = [r for r in rows if r["method"] != "spectral"]
@@ -304,8 +305,9 @@ def sweep_report(sweep: dict) -> list[str]:
                               ("min_cluster_size", agglomerative, "min_cluster_size (agglomerative)"),
                               ("threshold", spectral, "merge (spectral: cosine similarity)"),
                               ("neighbours", spectral, "neighbours (spectral)"),
-                              ("min_duration_off", rows, "min_duration_off")):  # fmt: skip
-        for value in sorted({r[knob] for r in among}):
+                              ("min_duration_off", rows, "min_duration_off (shortest gap kept in a turn)"),
+                              ("min_duration_on", rows, "min_duration_on (shortest turn kept)")):  # fmt: skip
+        for value in sorted({r[knob] for r in among if r.get(knob) is not None}):
             best = min(r["dev score"] for r in among if r[knob] == value)
             lines.append(f"| {name} | {value:g} | {best:.1%} |" if not isinstance(value, str) else
                          f"| {name} | {value} | {best:.1%} |")  # fmt: skip

@@ -2,7 +2,7 @@
 
 Builds the harness's recordings (scripts/eval/run.py), runs scripts/eval/grid.py inside the service image on
 them (segmentation step x clustering: agglomerative linkage x threshold x minimum cluster size, and spectral
-x merge threshold x neighbours kept; then the shortest gap kept
+x merge threshold x neighbours kept; then the shortest gap kept in a turn and the shortest turn kept
 for the best three, then the cross-window linker's threshold on the same recordings cut into short windows),
 and keeps the result in docs/benchmarks/quality.json under "sweep"; the next `make eval` prints it in quality.md.
 The setting is chosen by the development split's turn-level DER (collar 0.25, overlap scored) alone; the

@@ -21,7 +21,7 @@ def scores(der: float, speakers: dict[str, int]) -> dict:
 def entry(step: float, threshold: float, der: float, **speakers: int) -> dict:
     found = {name.replace("_", "-"): n for name, n in speakers.items()}
     return {"step": step, "method": "centroid", "threshold": threshold, "min_cluster_size": 1, "neighbours": None,
-            "min_duration_off": 0.5, "scores": scores(der, found)}  # fmt: skip
+            "min_duration_off": 0.5, "min_duration_on": 0.0, "scores": scores(der, found)}  # fmt: skip
 
 
 def test_only_real_two_to_four_speaker_dev_recordings_bound_the_choice():
@@ -38,8 +38,7 @@ def test_the_kept_setting_is_the_best_that_counts_real_people_at_the_services_st
         entry(0.25, 0.7, 0.12),
         entry(0.25, 0.8, 0.15),
     ]
-    default = {k: grid[3][k] for k in ("step", "method", "threshold", "min_cluster_size", "neighbours",
-                                       "min_duration_off")}  # fmt: skip
+    default = {k: v for k, v in grid[3].items() if k != "scores"}
     raw = {"grid": grid, "links": [], "linked": [], "chosen": default, "default": default,
            "windowing": {}, "embedding_cost_s": {}}  # fmt: skip
     kept = summary(raw, RECS)["within_goals"]
