@@ -127,7 +127,7 @@ def main() -> None:
             spectra[key] = search(affinity, low, high, neighbours)
         return spectra[key]
 
-    spectral.spectrum = spectrum  # six merge thresholds (and four gaps) cost one search, not ten
+    spectral.spectrum = spectrum  # the merge thresholds, gaps and shortest turns share one search
 
     recordings, cost = [], {}
     for rec in spec["recordings"]:

@@ -68,7 +68,8 @@ def summary(raw: dict, recs: list[dict]) -> dict:
              | scored(e["scores"], groups_of(raw["linked"]), reference) for e in raw["links"]]  # fmt: skip
     eligible = [r for r in rows if r["step"] == raw["default"]["step"] and within_goals(r, recs)]
     kept = {k: raw[k] for k in ("chosen", "default", "windowing", "linked", "embedding_cost_s")}
-    within = {k: min(eligible, key=lambda r: r["dev score"])[k] for k in KEYS} if eligible else None
+    best = min(eligible, key=lambda r: r["dev score"], default=None)
+    within = {k: best[k] for k in KEYS} if best else None
     return {"rows": rows, "links": links, "before": BEFORE, "within_goals": within} | kept
 
 
